@@ -1,0 +1,80 @@
+#pragma once
+// The server configuration file (config/clinicflow.toml) and the command-line flags that override it.
+#include "util/source_error.hpp"
+
+#include <boost/json/object.hpp>
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace clinicflow::config {
+
+struct RoleConfig {
+  std::string name;
+  std::string description;
+};
+
+struct PluginConfig {
+  std::string name;              // the table name in [plugins.<name>]
+  boost::json::object settings;  // every key of the table, converted to JSON (dates/times as RFC 3339 strings)
+  int line = 0, column = 0;      // where the table is, for later error messages
+};
+
+struct ServerConfig {
+  std::filesystem::path file;  // the file this was read from (empty for defaults)
+
+  // [server]
+  std::string listen_host = "127.0.0.1";
+  unsigned short listen_port = 8470;
+  std::string clock = "real";  // "real" | "virtual"
+  bool strict = false;         // any plugin or workflow error is fatal at start
+
+  // [paths]  (relative paths are relative to the server's working directory)
+  std::filesystem::path data_dir = "var";
+  std::filesystem::path database;  // default: <data_dir>/clinicflow.db
+  std::filesystem::path workflows_dir = "workflows";
+  std::filesystem::path plugins_dir = "build/plugins";
+
+  // [log]
+  std::string log_level = "info";  // trace | debug | info | warn | error | critical | off
+  std::filesystem::path log_file = "var/clinicflow.log";  // empty: console only
+
+  // [storage]
+  std::string synchronous = "full";  // "full" | "normal"
+
+  // [roles.<name>]; default: frontdesk, nurse, prescriber, billing, admin
+  std::vector<RoleConfig> roles;
+
+  // [plugins.<name>]
+  std::vector<PluginConfig> plugins;
+
+  std::filesystem::path database_path() const { return database.empty() ? data_dir / "clinicflow.db" : database; }
+};
+
+class ConfigError : public std::runtime_error {
+ public:
+  explicit ConfigError(SourceErrors errors);
+  const SourceErrors& errors() const { return errors_; }
+
+ private:
+  SourceErrors errors_;
+};
+
+// Reads a config file. Throws ConfigError listing every problem (missing file; TOML syntax;
+// unknown key; wrong type; value out of range such as an unknown clock mode or log level;
+// a malformed listen address), each with file, line and column.
+ServerConfig load_config_file(const std::filesystem::path& file);
+
+// Applies command-line overrides: --listen HOST:PORT, --data-dir DIR, --clock real|virtual,
+// --log-level LEVEL, --strict. Throws ConfigError (file "command line") on a bad value.
+struct Overrides {
+  std::optional<std::string> listen, data_dir, clock, log_level;
+  bool strict = false;
+};
+void apply_overrides(ServerConfig& config, const Overrides& overrides);
+
+}  // namespace clinicflow::config

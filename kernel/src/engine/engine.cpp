@@ -1,0 +1,335 @@
+#include "engine/engine.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+
+namespace clinicflow::engine {
+namespace json = boost::json;
+using workflow::StepDef;
+using workflow::StepKind;
+using workflow::Workflow;
+
+// A command's working copy: the state it read, the events it decided, applied as they are emitted.
+struct Engine::Command {
+  CaseState state;
+  std::int64_t base_revision = 0;
+  std::shared_ptr<const Workflow> workflow;
+  TimePoint now = 0;
+  std::vector<store::EventRecord> events;
+
+  void emit(const char* type, const std::string& step, const std::string& actor, json::object data = {}) {
+    store::EventRecord e{state.revision + 1, now, type, step, actor, std::move(data)};
+    apply(state, state.case_id, e);
+    events.push_back(std::move(e));
+  }
+
+  workflow::ValueLookup lookup() const {
+    return [this](const workflow::FieldRef& ref) -> const json::value* {
+      const json::value* step_data = state.data.if_contains(ref.step);
+      if (!step_data || !step_data->is_object()) return nullptr;
+      return step_data->get_object().if_contains(ref.field);
+    };
+  }
+};
+
+Engine::Engine(store::CaseStore& store, const workflow::WorkflowSet& workflows, Clock& clock, StepPlugins* plugins)
+    : store_(store), workflows_(workflows), clock_(clock), plugins_(plugins), random_(std::random_device{}()) {}
+
+void Engine::add_listener(CommitListener listener) {
+  std::lock_guard lock(write_mutex_);
+  listeners_.push_back(std::move(listener));
+}
+
+std::string Engine::new_case_id() {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "c_%016llx", static_cast<unsigned long long>(random_()));
+  return buf;
+}
+
+std::shared_ptr<const Workflow> Engine::workflow_of(const CaseState& state) const {
+  return workflows_.find(state.workflow_id, state.workflow_version);
+}
+
+Engine::Command Engine::load(const std::string& case_id) {
+  auto record = store_.read_case(case_id);
+  if (!record) throw EngineError(ErrorKind::not_found, "no case '" + case_id + "'");
+  Command c;
+  c.state = from_json(record->state);
+  c.base_revision = c.state.revision;
+  c.workflow = workflow_of(c.state);
+  if (!c.workflow)
+    throw EngineError(ErrorKind::unavailable, "workflow '" + c.state.workflow_id + "' version " +
+                                                  std::to_string(c.state.workflow_version) + " is not loaded");
+  c.now = clock_.now();
+  return c;
+}
+
+void Engine::commit(Command& c) {
+  if (c.events.empty()) return;
+  store::CaseWrite write{c.base_revision, c.events, to_record(c.state), pending_timers(c.state)};
+  try {
+    store_.write(std::span(&write, 1));
+  } catch (const store::RevisionConflict& e) {
+    throw EngineError(ErrorKind::conflict, e.what());
+  }
+  for (const auto& listener : listeners_) listener(c.state, c.events);
+}
+
+CaseState Engine::open_case(const std::string& patient_id, const std::string& workflow_id, std::optional<int> version,
+                            const Actor& actor) {
+  auto workflow = workflows_.find(workflow_id, version);
+  if (!workflow)
+    throw EngineError(ErrorKind::not_found, "no workflow '" + workflow_id + "'" +
+                                                (version ? " version " + std::to_string(*version) : std::string()));
+  if (patient_id.empty()) throw EngineError(ErrorKind::invalid_data, "a case needs a patient", {{"patient_id", "is required"}});
+  for (const auto& plugin : workflow->plugins()) {
+    std::optional<std::string> why = plugins_ ? plugins_->unavailable(plugin) : std::optional<std::string>("no plugins are loaded");
+    if (why)
+      throw EngineError(ErrorKind::unavailable, "workflow '" + workflow->id + "' needs plugin '" + plugin + "', which is unavailable: " + *why);
+  }
+  std::lock_guard lock(write_mutex_);
+  Command c;
+  c.workflow = workflow;
+  c.now = clock_.now();
+  c.state.case_id = new_case_id();
+  c.emit(event::case_opened, "", actor.id,
+         {{"workflow", workflow->id}, {"version", workflow->version}, {"patient_id", patient_id}});
+  const StepDef& first = workflow->steps.front();
+  c.emit(event::stage_entered, "", "system", {{"stage", first.stage}, {"repetition", workflow->stage_of(first).repeat ? 1 : 0}});
+  enter(c, first, std::nullopt, std::nullopt);
+  commit(c);
+  spdlog::info("case {} opened on workflow {} v{} by {}", c.state.case_id, workflow->id, workflow->version, actor.id);
+  return c.state;
+}
+
+CaseState Engine::submit(const std::string& case_id, const std::string& step_id, const json::object& data, const Actor& actor,
+                         std::optional<std::int64_t> expected_revision) {
+  std::lock_guard lock(write_mutex_);
+  Command c = load(case_id);
+  if (expected_revision && *expected_revision != c.state.revision)
+    throw EngineError(ErrorKind::conflict, "case '" + case_id + "' is at revision " + std::to_string(c.state.revision) +
+                                               ", not " + std::to_string(*expected_revision) + ": reload it and submit again");
+  if (c.state.status != "active") throw EngineError(ErrorKind::conflict, "case '" + case_id + "' is " + c.state.status);
+  const StepDef* step = c.workflow->find_step(step_id);
+  if (!step) throw EngineError(ErrorKind::not_found, "workflow '" + c.workflow->id + "' has no step '" + step_id + "'");
+  const ActiveStep* active = c.state.find_active(step_id);
+  if (!active) throw EngineError(ErrorKind::conflict, "step '" + step_id + "' is not open");
+  if (active->waiting)
+    throw EngineError(ErrorKind::conflict, "step '" + step_id + "' opens only at " + format_rfc3339(active->opens_at.value_or(0)));
+  if (step->kind == StepKind::automatic)
+    throw EngineError(ErrorKind::conflict, "step '" + step_id + "' is done by plugin '" + step->plugin + "'; use retry if it failed");
+  bool allowed = std::any_of(step->roles.begin(), step->roles.end(), [&](const std::string& role) {
+    return std::find(actor.roles.begin(), actor.roles.end(), role) != actor.roles.end();
+  });
+  if (!allowed) {
+    std::string roles;
+    for (const auto& r : step->roles) roles += (roles.empty() ? "" : ", ") + r;
+    throw EngineError(ErrorKind::forbidden, "step '" + step_id + "' may be completed only by: " + roles);
+  }
+  json::object clean;
+  if (auto problems = workflow::validate_form(*step, data, clean); !problems.empty())
+    throw EngineError(ErrorKind::invalid_data, "the form of step '" + step_id + "' has " + std::to_string(problems.size()) +
+                                                   " problem" + (problems.size() == 1 ? "" : "s"),
+                      std::move(problems));
+  if (!step->plugin.empty()) {
+    PluginDecision decision = call_plugin(c, *step, &clean);
+    if (decision.status != PluginDecision::Status::ok) {
+      bool refused = decision.status == PluginDecision::Status::refused;
+      // The refusal or failure is history worth keeping: record it, then tell the submitter.
+      c.emit(refused ? event::step_refused : event::step_failed, step_id, "plugin:" + step->plugin,
+             refused ? json::object{{"reason", decision.reason}, {"by", actor.id}} : json::object{{"error", decision.reason}});
+      commit(c);
+      throw EngineError(refused ? ErrorKind::refused : ErrorKind::unavailable, decision.reason);
+    }
+    for (auto& [key, value] : decision.data)
+      if (!clean.contains(key)) clean[key] = value;  // a plugin adds what it derived; it never overrides staff input
+  }
+  c.emit(event::step_completed, step_id, actor.id, {{"data", std::move(clean)}});
+  advance(c, *step);
+  commit(c);
+  return c.state;
+}
+
+CaseState Engine::close_case(const std::string& case_id, const std::string& reason, const Actor& actor) {
+  std::lock_guard lock(write_mutex_);
+  Command c = load(case_id);
+  if (c.state.status != "active") throw EngineError(ErrorKind::conflict, "case '" + case_id + "' is already " + c.state.status);
+  if (reason.empty()) throw EngineError(ErrorKind::invalid_data, "closing a case needs a reason", {{"reason", "is required"}});
+  c.emit(event::case_ended, "", actor.id, {{"outcome", "closed"}, {"reason", reason}});
+  commit(c);
+  return c.state;
+}
+
+CaseState Engine::retry_step(const std::string& case_id, const std::string& step_id, const Actor&) {
+  std::lock_guard lock(write_mutex_);
+  Command c = load(case_id);
+  const StepDef* step = c.workflow->find_step(step_id);
+  const ActiveStep* active = c.state.find_active(step_id);
+  if (!step || !active || active->waiting || step->kind != StepKind::automatic)
+    throw EngineError(ErrorKind::conflict, "step '" + step_id + "' is not an open automatic step");
+  run_automatic(c, *step);
+  commit(c);
+  return c.state;
+}
+
+void Engine::advance(Command& c, const StepDef& from) {
+  const Workflow& wf = *c.workflow;
+  auto lookup = c.lookup();
+  const workflow::Transition* taken = &from.next;
+  for (const auto& branch : from.branches)
+    if (branch.when && branch.when->evaluate(lookup)) {
+      taken = &branch;
+      break;
+    }
+  if (taken->outcome) {
+    c.emit(event::case_ended, from.id, "system", {{"outcome", workflow::to_string(*taken->outcome)}, {"reason", taken->reason}});
+    return;
+  }
+  const StepDef& to = *wf.find_step(taken->go_to);
+  const workflow::StageDef& stage = wf.stage_of(from);
+  if (stage.repeat && to.stage != from.stage) {
+    const workflow::Repeat& repeat = *stage.repeat;
+    bool stop_early = repeat.until && repeat.until->evaluate(lookup);
+    if (c.state.repetition < repeat.times && !stop_early) {
+      const StepDef& first = wf.steps[stage.first_step];
+      auto anchor = c.state.completed.find(first.id);
+      std::optional<TimePoint> earliest, due_by;
+      if (anchor != c.state.completed.end()) {
+        if (repeat.min_interval) earliest = anchor->second + *repeat.min_interval;
+        if (repeat.max_interval) due_by = anchor->second + *repeat.max_interval;
+      }
+      c.emit(event::stage_entered, "", "system", {{"stage", stage.id}, {"repetition", c.state.repetition + 1}});
+      enter(c, first, earliest, due_by);
+      return;
+    }
+  }
+  if (to.stage != c.state.stage)
+    c.emit(event::stage_entered, "", "system", {{"stage", to.stage}, {"repetition", wf.stage_of(to).repeat ? 1 : 0}});
+  enter(c, to, std::nullopt, std::nullopt);
+}
+
+void Engine::enter(Command& c, const StepDef& step, std::optional<TimePoint> earliest, std::optional<TimePoint> due_by) {
+  TimePoint opens = c.now;
+  if (step.open_delay) {
+    auto after = step.open_after.empty() ? c.state.completed.end() : c.state.completed.find(step.open_after);
+    TimePoint base = after != c.state.completed.end() ? after->second : c.now;
+    opens = std::max(opens, base + *step.open_delay);
+  }
+  if (earliest) opens = std::max(opens, *earliest);
+  if (opens > c.now) {
+    json::object data{{"opens_at", opens}};
+    if (due_by) data["due"] = *due_by;
+    c.emit(event::step_waiting, step.id, "system", std::move(data));
+    return;
+  }
+  open_step(c, step, due_by);
+}
+
+void Engine::open_step(Command& c, const StepDef& step, std::optional<TimePoint> due_by) {
+  std::optional<TimePoint> due = due_by;
+  if (step.due) due = due ? std::min(*due, c.now + *step.due) : c.now + *step.due;
+  json::object data{{"repetition", c.state.repetition}};
+  if (due) data["due"] = *due;
+  c.emit(event::step_opened, step.id, "system", std::move(data));
+  if (step.kind == StepKind::automatic) run_automatic(c, step);
+}
+
+void Engine::run_automatic(Command& c, const StepDef& step) {
+  PluginDecision decision = call_plugin(c, step, nullptr);
+  std::string actor = "plugin:" + step.plugin;
+  if (decision.status == PluginDecision::Status::ok && !step.fields.empty()) {
+    // The plugin's answer is outside input too: hold it to the fields the workflow declared.
+    json::object clean;
+    auto problems = workflow::validate_form(step, decision.data, clean);
+    if (problems.empty()) {
+      decision.data = std::move(clean);
+    } else {
+      decision.status = PluginDecision::Status::failed;
+      decision.reason = "plugin returned invalid data: " + problems.front().field + " " + problems.front().problem;
+    }
+  }
+  if (decision.status != PluginDecision::Status::ok) {
+    bool refused = decision.status == PluginDecision::Status::refused;
+    c.emit(event::step_failed, step.id, actor, {{"error", decision.reason}, {"refused", refused}});
+    spdlog::warn("case {} step {}: plugin {} {}", c.state.case_id, step.id, step.plugin, refused ? "refused" : "failed");
+    return;
+  }
+  c.emit(event::step_completed, step.id, actor, {{"data", std::move(decision.data)}});
+  advance(c, step);
+}
+
+PluginDecision Engine::call_plugin(Command& c, const StepDef& step, const json::object* submitted) {
+  std::optional<std::string> why = plugins_ ? plugins_->unavailable(step.plugin) : std::optional<std::string>("no plugins are loaded");
+  if (why) return {PluginDecision::Status::failed, {}, "plugin '" + step.plugin + "' is unavailable: " + *why};
+  PluginCall call{step.plugin, c.state.case_id, step.id, step.settings, c.state.data, submitted, c.state.repetition, c.now};
+  try {
+    return plugins_->call(call);
+  } catch (const std::exception& e) {
+    return {PluginDecision::Status::failed, {}, std::string("plugin '") + step.plugin + "' failed: " + e.what()};
+  } catch (...) {
+    return {PluginDecision::Status::failed, {}, "plugin '" + step.plugin + "' failed with an unknown error"};
+  }
+}
+
+bool Engine::fire(const store::TimerRecord& timer) {
+  std::lock_guard lock(write_mutex_);
+  Command c = load(timer.case_id);
+  const ActiveStep* active = c.state.find_active(timer.step);
+  const StepDef* step = c.workflow->find_step(timer.step);
+  if (!active || !step) return false;
+  if (timer.kind == "open" && active->waiting && active->opens_at == timer.due) {
+    open_step(c, *step, active->due);
+  } else if (timer.kind == "overdue" && !active->waiting && active->due == timer.due && !active->overdue) {
+    c.emit(event::step_overdue, step->id, "system", {{"due", timer.due}});
+  } else {
+    return false;
+  }
+  commit(c);
+  return true;
+}
+
+std::size_t Engine::fire_due_timers() {
+  std::size_t fired = 0;
+  for (;;) {
+    auto timers = store_.due_timers(clock_.now(), 256);
+    if (timers.empty()) break;
+    std::size_t before = fired;
+    for (const auto& timer : timers) {
+      try {
+        fired += fire(timer) ? 1 : 0;
+      } catch (const EngineError& e) {
+        // A timer on a case whose workflow is no longer loaded stays pending; it fires once the workflow is back.
+        spdlog::error("timer {} on case {} step {}: {}", timer.kind, timer.case_id, timer.step, e.what());
+      }
+    }
+    if (fired == before) break;  // only stale or unfireable timers were left
+  }
+  return fired;
+}
+
+std::size_t Engine::advance_clock_to(TimePoint target, VirtualClock& clock) {
+  std::size_t fired = 0;
+  for (;;) {
+    auto next = store_.next_timer_due();
+    if (!next || *next > target) break;
+    clock.set(*next);
+    std::size_t count = fire_due_timers();
+    fired += count;
+    if (count == 0) break;
+  }
+  clock.set(target);
+  store_.write_setting(kVirtualClockSetting, std::to_string(clock.now()));
+  return fired;
+}
+
+std::optional<CaseState> Engine::get_case(const std::string& case_id) const {
+  auto record = store_.read_case(case_id);
+  if (!record) return std::nullopt;
+  return from_json(record->state);
+}
+
+std::vector<store::EventRecord> Engine::history(const std::string& case_id) const { return store_.read_events(case_id); }
+
+}  // namespace clinicflow::engine

@@ -1,0 +1,93 @@
+#pragma once
+// The narrow storage interface the engine writes through. SQLite implements it today; a
+// PostgreSQL backend for larger deployments implements the same calls.
+#include "util/time.hpp"
+
+#include <boost/json/object.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace clinicflow::store {
+
+struct EventRecord {
+  std::int64_t seq = 0;  // 1, 2, 3 ... within one case
+  TimePoint at = 0;
+  std::string type;
+  std::string step;   // empty for case-level events
+  std::string actor;  // "user:<id>", "plugin:<name>", "system"
+  boost::json::object data;
+};
+
+// The projection row of one case: derived from its events, stored in the same transaction.
+struct CaseRecord {
+  std::string case_id;
+  std::string patient_id;
+  std::string workflow_id;
+  int workflow_version = 0;
+  std::string status;  // active | completed | closed
+  std::string stage;
+  std::int64_t revision = 0;  // seq of the case's last event
+  TimePoint created_at = 0, updated_at = 0;
+  boost::json::object state;  // the full projection (see engine/case_state.hpp)
+};
+
+struct TimerRecord {
+  std::string case_id;
+  std::string step;
+  std::string kind;  // "open" (a waiting step opens) | "overdue" (an open step passes its due time)
+  TimePoint due = 0;
+  bool operator==(const TimerRecord&) const = default;
+};
+
+// Everything one command changes on one case. `expected_revision` is the revision the command
+// read (0 for a new case); the write fails if the stored case has moved on since.
+struct CaseWrite {
+  std::int64_t expected_revision = 0;
+  std::vector<EventRecord> events;  // seq already assigned, continuing from expected_revision
+  CaseRecord projection;            // revision == seq of the last event
+  std::vector<TimerRecord> timers;  // the case's complete set of pending timers after this write
+};
+
+struct CaseQuery {
+  std::optional<std::string> status, stage, workflow_id;
+  std::optional<std::string> after;  // cursor: case ids greater than this
+  std::size_t limit = 100;
+};
+
+class RevisionConflict : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class StoreError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class CaseStore {
+ public:
+  virtual ~CaseStore() = default;
+
+  // All writes of the batch commit together, durably, or none does. Throws RevisionConflict when
+  // any case's stored revision differs from its expected_revision; StoreError on I/O failure.
+  virtual void write(std::span<const CaseWrite> batch) = 0;
+
+  virtual std::optional<CaseRecord> read_case(const std::string& case_id) = 0;
+  virtual std::vector<EventRecord> read_events(const std::string& case_id) = 0;
+  virtual std::vector<CaseRecord> query_cases(const CaseQuery& query) = 0;
+
+  // Pending timers due at or before `until`, earliest first (ties: case id, step, kind).
+  virtual std::vector<TimerRecord> due_timers(TimePoint until, std::size_t limit) = 0;
+  virtual std::optional<TimePoint> next_timer_due() = 0;
+
+  // Small named values that must survive restarts (the virtual clock's time).
+  virtual std::optional<std::string> read_setting(const std::string& key) = 0;
+  virtual void write_setting(const std::string& key, const std::string& value) = 0;
+};
+
+}  // namespace clinicflow::store

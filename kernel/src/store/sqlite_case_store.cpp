@@ -1,0 +1,332 @@
+#include "store/sqlite_case_store.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <sqlite3.h>
+
+#include <map>
+#include <string_view>
+
+namespace clinicflow::store {
+namespace {
+
+// Each entry moves the schema one version forward; applied in order, each in its own
+// transaction, and never edited once shipped (add a new entry instead).
+const char* const kMigrations[] = {
+    // 1: cases, their append-only event log, pending timers, settings.
+    R"sql(
+CREATE TABLE cases (
+  case_id          TEXT PRIMARY KEY,
+  patient_id       TEXT NOT NULL,
+  workflow_id      TEXT NOT NULL,
+  workflow_version INTEGER NOT NULL,
+  status           TEXT NOT NULL,
+  stage            TEXT NOT NULL,
+  revision         INTEGER NOT NULL,
+  created_at       INTEGER NOT NULL,
+  updated_at       INTEGER NOT NULL,
+  state            TEXT NOT NULL
+);
+CREATE INDEX cases_by_status ON cases (status, case_id);
+CREATE INDEX cases_by_workflow ON cases (workflow_id, case_id);
+CREATE TABLE events (
+  id      INTEGER PRIMARY KEY,
+  case_id TEXT NOT NULL REFERENCES cases (case_id),
+  seq     INTEGER NOT NULL,
+  at      INTEGER NOT NULL,
+  type    TEXT NOT NULL,
+  step    TEXT NOT NULL,
+  actor   TEXT NOT NULL,
+  data    TEXT NOT NULL,
+  UNIQUE (case_id, seq)
+);
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TABLE timers (
+  case_id TEXT NOT NULL REFERENCES cases (case_id),
+  step    TEXT NOT NULL,
+  kind    TEXT NOT NULL,
+  due_at  INTEGER NOT NULL,
+  PRIMARY KEY (case_id, step, kind)
+);
+CREATE INDEX timers_by_due ON timers (due_at);
+CREATE TABLE settings (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+)sql",
+};
+
+constexpr int kLatestSchema = static_cast<int>(std::size(kMigrations));
+
+}  // namespace
+
+// One sqlite3 handle and its prepared statements, compiled once and reused.
+class SqliteCaseStore::Connection {
+ public:
+  class Statement {
+   public:
+    Statement(Connection& connection, sqlite3_stmt* stmt) : connection_(connection), stmt_(stmt) {}
+    Statement(const Statement&) = delete;
+    ~Statement() {
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+    }
+    Statement& bind(int index, std::string_view text) {
+      check(sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT));
+      return *this;
+    }
+    Statement& bind(int index, std::int64_t value) {
+      check(sqlite3_bind_int64(stmt_, index, value));
+      return *this;
+    }
+    // true while there is a row to read.
+    bool step() {
+      int rc = sqlite3_step(stmt_);
+      if (rc == SQLITE_ROW) return true;
+      if (rc == SQLITE_DONE) return false;
+      connection_.fail("step");
+      return false;
+    }
+    std::int64_t integer(int column) { return sqlite3_column_int64(stmt_, column); }
+    bool is_null(int column) { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+    std::string text(int column) {
+      auto p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
+      return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column))) : std::string();
+    }
+
+   private:
+    void check(int rc) {
+      if (rc != SQLITE_OK) connection_.fail("bind");
+    }
+    Connection& connection_;
+    sqlite3_stmt* stmt_;
+  };
+
+  Connection(const std::filesystem::path& path, const std::string& synchronous) : path_(path.string()) {
+    if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+      std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      db_ = nullptr;
+      throw StoreError("cannot open database " + path_ + ": " + why);
+    }
+    sqlite3_busy_timeout(db_, 10'000);
+    exec("PRAGMA journal_mode=WAL");
+    exec(synchronous == "normal" ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
+    exec("PRAGMA foreign_keys=ON");
+  }
+  ~Connection() {
+    for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+    sqlite3_close(db_);
+  }
+
+  Statement prepare(const char* sql) {
+    auto it = statements_.find(sql);
+    if (it == statements_.end()) {
+      sqlite3_stmt* stmt = nullptr;
+      if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) fail("prepare");
+      it = statements_.emplace(sql, stmt).first;
+    }
+    return Statement(*this, it->second);
+  }
+
+  void exec(const char* sql) {
+    char* message = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+      std::string why = message ? message : "unknown error";
+      sqlite3_free(message);
+      throw StoreError("database " + path_ + ": " + why);
+    }
+  }
+
+  int changes() { return sqlite3_changes(db_); }
+
+  [[noreturn]] void fail(const char* what) {
+    throw StoreError(std::string("database ") + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
+  }
+
+ private:
+  std::string path_;
+  sqlite3* db_ = nullptr;
+  std::map<const char*, sqlite3_stmt*> statements_;  // keyed by the literal's address: each call site has one
+};
+
+namespace {
+
+// Rolls back unless committed, so an exception never leaves a transaction open.
+class Transaction {
+ public:
+  explicit Transaction(SqliteCaseStore::Connection& c) : c_(c) { c_.exec("BEGIN IMMEDIATE"); }
+  void commit() {
+    c_.exec("COMMIT");
+    done_ = true;
+  }
+  ~Transaction() {
+    if (!done_) try {
+        c_.exec("ROLLBACK");
+      } catch (...) {
+      }
+  }
+
+ private:
+  SqliteCaseStore::Connection& c_;
+  bool done_ = false;
+};
+
+boost::json::object parse_object(const std::string& text) {
+  boost::system::error_code ec;
+  auto value = boost::json::parse(text, ec);
+  if (ec || !value.is_object()) throw StoreError("database holds malformed JSON");
+  return std::move(value.as_object());
+}
+
+constexpr const char* kCaseColumns =
+    "case_id, patient_id, workflow_id, workflow_version, status, stage, revision, created_at, updated_at, state";
+
+CaseRecord read_case_row(SqliteCaseStore::Connection::Statement& s) {
+  return CaseRecord{s.text(0), s.text(1), s.text(2), static_cast<int>(s.integer(3)), s.text(4), s.text(5),
+                    s.integer(6), s.integer(7), s.integer(8), parse_object(s.text(9))};
+}
+
+}  // namespace
+
+SqliteCaseStore::SqliteCaseStore(const SqliteOptions& options) {
+  if (auto parent = options.path.parent_path(); !parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) throw StoreError("cannot create directory " + parent.string() + ": " + ec.message());
+  }
+  writer_ = std::make_unique<Connection>(options.path, options.synchronous);
+  int version = schema_version();
+  if (version > kLatestSchema)
+    throw StoreError("database " + options.path.string() + " has schema version " + std::to_string(version) +
+                     ", newer than this server understands (" + std::to_string(kLatestSchema) + ")");
+  for (int next = version + 1; next <= kLatestSchema; ++next) {
+    Transaction tx(*writer_);
+    writer_->exec(kMigrations[next - 1]);
+    writer_->exec(("PRAGMA user_version=" + std::to_string(next)).c_str());
+    tx.commit();
+  }
+  reader_ = std::make_unique<Connection>(options.path, options.synchronous);
+}
+
+SqliteCaseStore::~SqliteCaseStore() = default;
+
+int SqliteCaseStore::schema_version() {
+  auto s = writer_->prepare("PRAGMA user_version");
+  s.step();
+  return static_cast<int>(s.integer(0));
+}
+
+int SqliteCaseStore::latest_schema_version() { return kLatestSchema; }
+
+void SqliteCaseStore::write(std::span<const CaseWrite> batch) {
+  std::lock_guard lock(write_mutex_);
+  Connection& c = *writer_;
+  Transaction tx(c);
+  for (const CaseWrite& w : batch) {
+    const CaseRecord& p = w.projection;
+    std::string state = boost::json::serialize(p.state);
+    if (w.expected_revision == 0) {
+      auto exists = c.prepare("SELECT 1 FROM cases WHERE case_id = ?1");
+      exists.bind(1, p.case_id);
+      if (exists.step()) throw RevisionConflict("case " + p.case_id + " already exists");
+      auto insert = c.prepare(
+          "INSERT INTO cases (case_id, patient_id, workflow_id, workflow_version, status, stage, revision, created_at, "
+          "updated_at, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+      insert.bind(1, p.case_id).bind(2, p.patient_id).bind(3, p.workflow_id).bind(4, std::int64_t{p.workflow_version});
+      insert.bind(5, p.status).bind(6, p.stage).bind(7, p.revision).bind(8, p.created_at).bind(9, p.updated_at).bind(10, state);
+      insert.step();
+    } else {
+      auto update = c.prepare(
+          "UPDATE cases SET status = ?2, stage = ?3, revision = ?4, updated_at = ?5, state = ?6 WHERE case_id = ?1 AND revision = ?7");
+      update.bind(1, p.case_id).bind(2, p.status).bind(3, p.stage).bind(4, p.revision).bind(5, p.updated_at).bind(6, state);
+      update.bind(7, w.expected_revision);
+      update.step();
+      if (c.changes() != 1)
+        throw RevisionConflict("case " + p.case_id + " is no longer at revision " + std::to_string(w.expected_revision));
+    }
+    for (const EventRecord& e : w.events) {
+      auto insert = c.prepare("INSERT INTO events (case_id, seq, at, type, step, actor, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+      insert.bind(1, p.case_id).bind(2, e.seq).bind(3, e.at).bind(4, e.type).bind(5, e.step).bind(6, e.actor);
+      insert.bind(7, boost::json::serialize(e.data));
+      insert.step();
+    }
+    auto clear = c.prepare("DELETE FROM timers WHERE case_id = ?1");
+    clear.bind(1, p.case_id);
+    clear.step();
+    for (const TimerRecord& t : w.timers) {
+      auto insert = c.prepare("INSERT INTO timers (case_id, step, kind, due_at) VALUES (?1, ?2, ?3, ?4)");
+      insert.bind(1, p.case_id).bind(2, t.step).bind(3, t.kind).bind(4, t.due);
+      insert.step();
+    }
+  }
+  tx.commit();
+}
+
+std::optional<CaseRecord> SqliteCaseStore::read_case(const std::string& case_id) {
+  std::lock_guard lock(read_mutex_);
+  static const std::string sql = std::string("SELECT ") + kCaseColumns + " FROM cases WHERE case_id = ?1";
+  auto s = reader_->prepare(sql.c_str());
+  s.bind(1, case_id);
+  if (!s.step()) return std::nullopt;
+  return read_case_row(s);
+}
+
+std::vector<EventRecord> SqliteCaseStore::read_events(const std::string& case_id) {
+  std::lock_guard lock(read_mutex_);
+  auto s = reader_->prepare("SELECT seq, at, type, step, actor, data FROM events WHERE case_id = ?1 ORDER BY seq");
+  s.bind(1, case_id);
+  std::vector<EventRecord> out;
+  while (s.step()) out.push_back({s.integer(0), s.integer(1), s.text(2), s.text(3), s.text(4), parse_object(s.text(5))});
+  return out;
+}
+
+std::vector<CaseRecord> SqliteCaseStore::query_cases(const CaseQuery& query) {
+  std::lock_guard lock(read_mutex_);
+  // Absent filters bind NULL-equivalents so one prepared statement serves every combination.
+  static const std::string sql = std::string("SELECT ") + kCaseColumns +
+                                 " FROM cases WHERE (?1 = '' OR status = ?1) AND (?2 = '' OR stage = ?2)"
+                                 " AND (?3 = '' OR workflow_id = ?3) AND case_id > ?4 ORDER BY case_id LIMIT ?5";
+  auto s = reader_->prepare(sql.c_str());
+  s.bind(1, query.status.value_or("")).bind(2, query.stage.value_or("")).bind(3, query.workflow_id.value_or(""));
+  s.bind(4, query.after.value_or("")).bind(5, static_cast<std::int64_t>(query.limit));
+  std::vector<CaseRecord> out;
+  while (s.step()) out.push_back(read_case_row(s));
+  return out;
+}
+
+std::vector<TimerRecord> SqliteCaseStore::due_timers(TimePoint until, std::size_t limit) {
+  std::lock_guard lock(read_mutex_);
+  auto s = reader_->prepare(
+      "SELECT case_id, step, kind, due_at FROM timers WHERE due_at <= ?1 ORDER BY due_at, case_id, step, kind LIMIT ?2");
+  s.bind(1, until).bind(2, static_cast<std::int64_t>(limit));
+  std::vector<TimerRecord> out;
+  while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), s.integer(3)});
+  return out;
+}
+
+std::optional<TimePoint> SqliteCaseStore::next_timer_due() {
+  std::lock_guard lock(read_mutex_);
+  auto s = reader_->prepare("SELECT MIN(due_at) FROM timers");
+  if (!s.step() || s.is_null(0)) return std::nullopt;
+  return s.integer(0);
+}
+
+std::optional<std::string> SqliteCaseStore::read_setting(const std::string& key) {
+  std::lock_guard lock(read_mutex_);
+  auto s = reader_->prepare("SELECT value FROM settings WHERE key = ?1");
+  s.bind(1, key);
+  if (!s.step()) return std::nullopt;
+  return s.text(0);
+}
+
+void SqliteCaseStore::write_setting(const std::string& key, const std::string& value) {
+  std::lock_guard lock(write_mutex_);
+  auto s = writer_->prepare(
+      "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+  s.bind(1, key).bind(2, value);
+  s.step();
+}
+
+}  // namespace clinicflow::store

@@ -1,0 +1,47 @@
+#pragma once
+// CaseStore on SQLite in WAL mode: one connection for writes (owned by the engine's single
+// writer), one for reads, so readers never wait for a commit's fsync.
+#include "store/case_store.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <mutex>
+
+struct sqlite3;
+
+namespace clinicflow::store {
+
+struct SqliteOptions {
+  std::filesystem::path path;
+  std::string synchronous = "full";  // "full": every commit is fsync'd before it returns
+};
+
+class SqliteCaseStore final : public CaseStore {
+ public:
+  // Opens (creating if needed) and migrates the database to the current schema. Throws
+  // StoreError when the file cannot be opened or was written by a newer version.
+  explicit SqliteCaseStore(const SqliteOptions& options);
+  ~SqliteCaseStore() override;
+
+  void write(std::span<const CaseWrite> batch) override;
+  std::optional<CaseRecord> read_case(const std::string& case_id) override;
+  std::vector<EventRecord> read_events(const std::string& case_id) override;
+  std::vector<CaseRecord> query_cases(const CaseQuery& query) override;
+  std::vector<TimerRecord> due_timers(TimePoint until, std::size_t limit) override;
+  std::optional<TimePoint> next_timer_due() override;
+  std::optional<std::string> read_setting(const std::string& key) override;
+  void write_setting(const std::string& key, const std::string& value) override;
+
+  int schema_version();
+  static int latest_schema_version();
+
+  class Connection;  // an sqlite3 handle with its prepared statements (defined in the .cpp)
+
+ private:
+  std::unique_ptr<Connection> writer_;
+  std::unique_ptr<Connection> reader_;
+  std::mutex write_mutex_;
+  std::mutex read_mutex_;
+};
+
+}  // namespace clinicflow::store

@@ -1,0 +1,40 @@
+#include "workflow/model.hpp"
+
+#include <algorithm>
+
+namespace clinicflow::workflow {
+
+std::string_view to_string(Outcome o) {
+  switch (o) {
+    case Outcome::completed: return "completed";
+    case Outcome::declined: return "declined";
+    case Outcome::closed: return "closed";
+  }
+  return "closed";
+}
+
+const FieldDef* StepDef::find_field(std::string_view name) const {
+  auto it = std::find_if(fields.begin(), fields.end(), [&](const FieldDef& f) { return f.name == name; });
+  return it == fields.end() ? nullptr : &*it;
+}
+
+const StepDef* Workflow::find_step(std::string_view step_id) const {
+  auto it = std::find_if(steps.begin(), steps.end(), [&](const StepDef& s) { return s.id == step_id; });
+  return it == steps.end() ? nullptr : &*it;
+}
+
+const StageDef* Workflow::find_stage(std::string_view stage_id) const {
+  auto it = std::find_if(stages.begin(), stages.end(), [&](const StageDef& s) { return s.id == stage_id; });
+  return it == stages.end() ? nullptr : &*it;
+}
+
+const StageDef& Workflow::stage_of(const StepDef& step) const { return *find_stage(step.stage); }
+
+std::vector<std::string> Workflow::plugins() const {
+  std::vector<std::string> out;
+  for (const auto& step : steps)
+    if (!step.plugin.empty() && std::find(out.begin(), out.end(), step.plugin) == out.end()) out.push_back(step.plugin);
+  return out;
+}
+
+}  // namespace clinicflow::workflow

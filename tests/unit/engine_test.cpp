@@ -1,0 +1,490 @@
+#include "engine/case_view.hpp"
+#include "engine/engine.hpp"
+#include "store/sqlite_case_store.hpp"
+
+#include <boost/json/serialize.hpp>
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <unistd.h>
+
+using namespace clinicflow;
+using namespace clinicflow::engine;
+namespace json = boost::json;
+
+namespace {
+
+constexpr Duration kHour = 3'600'000;
+constexpr Duration kDay = 24 * kHour;
+const TimePoint kStart = *parse_rfc3339("2026-03-02T09:00:00Z");
+
+const Actor kFrontdesk{"user:fd1", {"frontdesk"}};
+const Actor kNurse{"user:rn1", {"nurse"}};
+const Actor kPrescriber{"user:md1", {"prescriber"}};
+
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path_ = std::filesystem::temp_directory_path() /
+            ("clinicflow-engine-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// In-process stand-in for the plugin host: each plugin is a function.
+class FakePlugins : public StepPlugins {
+ public:
+  std::map<std::string, std::function<PluginDecision(const PluginCall&)>> plugins;
+  std::map<std::string, std::string> broken;  // name -> why it is unavailable
+  std::vector<std::string> calls;
+
+  std::optional<std::string> unavailable(std::string_view plugin) const override {
+    if (auto it = broken.find(std::string(plugin)); it != broken.end()) return it->second;
+    if (!plugins.count(std::string(plugin))) return "not loaded";
+    return std::nullopt;
+  }
+  PluginDecision call(const PluginCall& call) override {
+    calls.push_back(std::string(call.plugin) + ":" + std::string(call.step));
+    return plugins.at(std::string(call.plugin))(call);
+  }
+};
+
+workflow::LoadContext context() {
+  workflow::LoadContext c;
+  c.roles = std::set<std::string>{"frontdesk", "nurse", "prescriber", "billing", "admin"};
+  c.plugins = std::set<std::string>{"fake_billing"};
+  return c;
+}
+
+struct Fixture {
+  TempDir dir;
+  store::SqliteCaseStore store{{dir.path() / "test.db", "full"}};
+  workflow::WorkflowSet workflows;
+  VirtualClock clock{kStart};
+  FakePlugins plugins;
+  Engine engine{store, workflows, clock, &plugins};
+  std::vector<std::string> committed;  // "case_id:type" in commit order, from the listener
+
+  Fixture() {
+    auto result = workflow::load_workflow_file(std::string(CLINICFLOW_TEST_DATA) + "/workflows/full.toml", context());
+    REQUIRE(result.workflow);
+    workflows.add(result.workflow);
+    plugins.plugins["fake_billing"] = [](const PluginCall& call) {
+      // Reads its settings and the case data it was given, as a real billing plugin would.
+      bool covered = call.settings.at("fee_cents").as_int64() == 50000 && call.case_data.contains("referral");
+      return PluginDecision{PluginDecision::Status::ok, {{"covered", covered}}, ""};
+    };
+    engine.add_listener([this](const CaseState& state, const std::vector<store::EventRecord>& events) {
+      for (const auto& e : events) committed.push_back(state.case_id + ":" + e.type);
+    });
+  }
+
+  std::vector<std::string> event_types(const std::string& case_id) {
+    std::vector<std::string> out;
+    for (const auto& e : engine.history(case_id)) out.push_back(e.type + (e.step.empty() ? "" : ":" + e.step));
+    return out;
+  }
+
+  CaseState open() { return engine.open_case("patient-1", "test_flow", std::nullopt, kFrontdesk); }
+
+  CaseState to_series(const std::string& case_id) {
+    return engine.submit(case_id, "referral", {{"age", 40}, {"psychosis", false}}, kFrontdesk);
+  }
+
+  CaseState one_session(const std::string& case_id, int phq9 = 12) {
+    engine.submit(case_id, "session", {{"systolic", 128}, {"phq9", phq9}}, kNurse);
+    return engine.submit(case_id, "discharge", {{"aldrete", 10}}, kNurse);
+  }
+
+  void advance(Duration d) { engine.advance_clock_to(clock.now() + d, clock); }
+
+  // The projection stored with the last commit equals a replay of the event log.
+  void check_projection(const std::string& case_id) {
+    auto stored = store.read_case(case_id);
+    REQUIRE(stored);
+    CaseState replayed = replay(case_id, store.read_events(case_id));
+    CHECK(json::serialize(to_json(replayed)) == json::serialize(stored->state));
+    CHECK(stored->revision == replayed.revision);
+  }
+};
+
+ErrorKind error_kind_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const EngineError& e) {
+    return e.kind();
+  }
+  FAIL("no EngineError thrown");
+  return ErrorKind::not_found;
+}
+
+}  // namespace
+
+TEST_CASE_METHOD(Fixture, "opening a case records who opened it and opens the first step with its due time") {
+  CaseState state = open();
+  CHECK(state.status == "active");
+  CHECK(state.stage == "intake");
+  CHECK(state.revision == 3);
+  REQUIRE(state.active.size() == 1);
+  CHECK(state.active[0].step == "referral");
+  CHECK(state.active[0].due == kStart + 2 * kDay);
+  CHECK(event_types(state.case_id) == std::vector<std::string>{"case_opened", "stage_entered", "step_opened:referral"});
+  auto history = engine.history(state.case_id);
+  CHECK(history[0].actor == "user:fd1");
+  CHECK(history[0].at == kStart);
+  CHECK(history[0].data.at("patient_id") == "patient-1");
+  check_projection(state.case_id);
+}
+
+TEST_CASE_METHOD(Fixture, "a submission is checked against the form and every problem is reported at once") {
+  CaseState state = open();
+  try {
+    engine.submit(state.case_id, "referral", {{"psychosis", "no"}, {"diagnosis", "F99"}, {"agee", 40}, {"referred_on", "2026-02-30"}},
+                  kFrontdesk);
+    FAIL("accepted invalid data");
+  } catch (const EngineError& e) {
+    CHECK(e.kind() == ErrorKind::invalid_data);
+    std::map<std::string, std::string> problems;
+    for (const auto& p : e.fields()) problems[p.field] = p.problem;
+    CHECK(problems.size() == 5);
+    CHECK(problems["age"] == "is required");
+    CHECK(problems["psychosis"] == "must be true or false");
+    CHECK(problems["diagnosis"] == "must be one of: F32.2, F33.2");
+    CHECK(problems["referred_on"] == "must be a date written YYYY-MM-DD");
+    CHECK(problems["agee"] == "is not a field of step 'referral'");
+  }
+  CHECK(engine.get_case(state.case_id)->revision == 3);  // nothing was written
+  CHECK(error_kind_of([&] { engine.submit(state.case_id, "referral", {{"age", 131}, {"psychosis", false}}, kFrontdesk); }) ==
+        ErrorKind::invalid_data);
+}
+
+TEST_CASE_METHOD(Fixture, "a branch can end the case as declined with its reason") {
+  CaseState state = open();
+  state = engine.submit(state.case_id, "referral", {{"age", 17}, {"psychosis", false}}, kFrontdesk);
+  CHECK(state.status == "closed");
+  CHECK(state.outcome == "declined");
+  CHECK(state.reason == "Under 18");
+  CHECK(state.active.empty());
+  CHECK(plugins.calls.empty());  // the automatic step after it never ran
+  CHECK(error_kind_of([&] { engine.submit(state.case_id, "referral", {{"age", 40}, {"psychosis", false}}, kFrontdesk); }) ==
+        ErrorKind::conflict);
+  check_projection(state.case_id);
+}
+
+TEST_CASE_METHOD(Fixture, "branches are tried in order and the first that holds is taken") {
+  CaseState state = open();
+  state = engine.submit(state.case_id, "referral", {{"age", 16}, {"psychosis", true}}, kFrontdesk);
+  CHECK(state.reason == "Under 18");
+  state = open();
+  state = engine.submit(state.case_id, "referral", {{"age", 30}, {"psychosis", true}}, kFrontdesk);
+  CHECK(state.reason == "Active psychosis");
+}
+
+TEST_CASE_METHOD(Fixture, "an automatic step runs its plugin with its settings and the case data, and the case moves on") {
+  CaseState state = to_series(open().case_id);
+  CHECK(plugins.calls == std::vector<std::string>{"fake_billing:coverage"});
+  CHECK(state.data.at("coverage").at("covered") == true);
+  CHECK(state.stage == "series");
+  CHECK(state.repetition == 1);
+  REQUIRE(state.active.size() == 1);
+  CHECK(state.active[0].step == "session");
+  auto history = engine.history(state.case_id);
+  auto completed = std::find_if(history.begin(), history.end(),
+                                [](const auto& e) { return e.type == "step_completed" && e.step == "coverage"; });
+  REQUIRE(completed != history.end());
+  CHECK(completed->actor == "plugin:fake_billing");
+  check_projection(state.case_id);
+}
+
+TEST_CASE_METHOD(Fixture, "a plugin that throws marks the step failed, keeps the case consistent, and the step can be retried") {
+  int attempts = 0;
+  plugins.plugins["fake_billing"] = [&](const PluginCall&) -> PluginDecision {
+    if (++attempts == 1) throw std::runtime_error("payer endpoint unreachable");
+    return {PluginDecision::Status::ok, {{"covered", false}}, ""};
+  };
+  CaseState state = to_series(open().case_id);
+  REQUIRE(state.active.size() == 1);
+  CHECK(state.active[0].step == "coverage");
+  CHECK(state.active[0].last_error == "plugin 'fake_billing' failed: payer endpoint unreachable");
+  CHECK(event_types(state.case_id).back() == "step_failed:coverage");
+  check_projection(state.case_id);
+
+  state = engine.retry_step(state.case_id, "coverage", Actor::system());
+  CHECK(state.data.at("coverage").at("covered") == false);
+  CHECK(state.active.at(0).step == "session");
+  check_projection(state.case_id);
+}
+
+TEST_CASE_METHOD(Fixture, "a plugin's answer is held to the fields the workflow declares") {
+  plugins.plugins["fake_billing"] = [](const PluginCall&) {
+    return PluginDecision{PluginDecision::Status::ok, {{"covered", "yes"}}, ""};
+  };
+  CaseState state = to_series(open().case_id);
+  REQUIRE(state.active.size() == 1);
+  CHECK(state.active[0].step == "coverage");
+  CHECK(state.active[0].last_error == "plugin returned invalid data: covered must be true or false");
+  CHECK_FALSE(state.data.contains("coverage"));
+}
+
+TEST_CASE_METHOD(Fixture, "a case cannot be opened while a plugin its workflow needs is unavailable") {
+  plugins.broken["fake_billing"] = "failed to load: missing symbol";
+  try {
+    open();
+    FAIL("opened");
+  } catch (const EngineError& e) {
+    CHECK(e.kind() == ErrorKind::unavailable);
+    CHECK(std::string(e.what()) ==
+          "workflow 'test_flow' needs plugin 'fake_billing', which is unavailable: failed to load: missing symbol");
+  }
+  CHECK(committed.empty());
+}
+
+TEST_CASE_METHOD(Fixture, "a repeated stage runs its steps the set number of times with the interval between repetitions") {
+  std::string id = to_series(open().case_id).case_id;
+  CaseState state = one_session(id);  // repetition 1 done at kStart
+  CHECK(state.stage == "series");
+  CHECK(state.repetition == 2);
+  REQUIRE(state.active.size() == 1);
+  const ActiveStep& waiting = state.active[0];
+  CHECK(waiting.step == "session");
+  CHECK(waiting.waiting);
+  CHECK(waiting.opens_at == kStart + 2 * kDay);  // min_interval after the first session completed
+  CHECK(waiting.due == kStart + 5 * kDay);       // max_interval
+  CHECK(error_kind_of([&] { engine.submit(id, "session", {{"systolic", 120}}, kNurse); }) == ErrorKind::conflict);
+
+  advance(2 * kDay - 1);
+  CHECK(engine.get_case(id)->active.at(0).waiting);
+  advance(1);
+  state = *engine.get_case(id);
+  CHECK_FALSE(state.active.at(0).waiting);
+  CHECK(state.active.at(0).repetition == 2);
+  auto history = engine.history(id);
+  CHECK(history.back().type == "step_opened");
+  CHECK(history.back().at == kStart + 2 * kDay);  // fired exactly at its due time
+  CHECK(history.back().actor == "system");
+
+  one_session(id);
+  advance(2 * kDay);
+  state = one_session(id);  // the third and last repetition
+  CHECK(state.stage == "follow_up");
+  REQUIRE(state.active.size() == 1);
+  CHECK(state.active[0].step == "follow_up_call");
+  CHECK(state.active[0].waiting);
+  CHECK(state.active[0].opens_at == clock.now() + 24 * kHour);  // delay after discharge
+  int sessions = 0;
+  for (const auto& e : engine.history(id)) sessions += e.type == "step_completed" && e.step == "session";
+  CHECK(sessions == 3);
+  check_projection(id);
+}
+
+TEST_CASE_METHOD(Fixture, "a repeat's until condition ends the series early") {
+  std::string id = to_series(open().case_id).case_id;
+  CaseState state = one_session(id, /*phq9=*/4);
+  CHECK(state.stage == "follow_up");
+  CHECK(state.active.at(0).step == "follow_up_call");
+}
+
+TEST_CASE_METHOD(Fixture, "a late repetition is marked overdue at its max interval") {
+  std::string id = to_series(open().case_id).case_id;
+  one_session(id);
+  advance(5 * kDay);
+  CaseState state = *engine.get_case(id);
+  REQUIRE(state.active.size() == 1);
+  CHECK_FALSE(state.active[0].waiting);
+  CHECK(state.active[0].overdue);
+  auto types = event_types(id);
+  CHECK(types[types.size() - 2] == "step_opened:session");
+  CHECK(types.back() == "step_overdue:session");
+}
+
+TEST_CASE_METHOD(Fixture, "a step past its due time is marked overdue once, and stays open") {
+  CaseState state = open();
+  advance(2 * kDay - 1);
+  CHECK_FALSE(engine.get_case(state.case_id)->active.at(0).overdue);
+  advance(3 * kDay);
+  state = *engine.get_case(state.case_id);
+  CHECK(state.active.at(0).overdue);
+  CHECK(event_types(state.case_id).back() == "step_overdue:referral");
+  CHECK(engine.history(state.case_id).back().at == kStart + 2 * kDay);
+  advance(10 * kDay);
+  CHECK(engine.history(state.case_id).size() == 4);  // not marked twice
+  json::object view = case_view(state, *engine.workflow_of(state));
+  CHECK(view.at("open_tasks").at(0).at("overdue") == true);
+  CHECK(view.at("open_tasks").at(0).at("due") == "2026-03-04T09:00:00Z");
+  check_projection(state.case_id);
+}
+
+TEST_CASE_METHOD(Fixture, "a delayed step opens after its delay; a branch leads to an urgent task") {
+  std::string id = to_series(open().case_id).case_id;
+  one_session(id, 4);  // leaves the series through `until`
+  TimePoint discharged = clock.now();
+  advance(24 * kHour);
+  CaseState state = *engine.get_case(id);
+  CHECK_FALSE(state.active.at(0).waiting);
+  CHECK(state.active.at(0).due == discharged + 24 * kHour + 48 * kHour);
+  state = engine.submit(id, "follow_up_call", {{"item9", 1}}, kNurse);
+  CHECK(state.active.at(0).step == "urgent_review");
+  CHECK(error_kind_of([&] { engine.submit(id, "urgent_review", {{"plan", "call today"}}, kNurse); }) == ErrorKind::forbidden);
+  state = engine.submit(id, "urgent_review", {{"plan", "call today"}}, kPrescriber);
+  CHECK(state.status == "completed");
+  CHECK(state.outcome == "completed");
+  check_projection(id);
+}
+
+TEST_CASE_METHOD(Fixture, "the default transition can complete the case") {
+  std::string id = to_series(open().case_id).case_id;
+  one_session(id, 4);
+  advance(24 * kHour);
+  CaseState state = engine.submit(id, "follow_up_call", {{"item9", 0}}, kNurse);
+  CHECK(state.status == "completed");
+  CHECK(state.active.empty());
+}
+
+TEST_CASE_METHOD(Fixture, "a submit against a stale revision is rejected, never merged") {
+  CaseState state = open();
+  std::int64_t seen = state.revision;
+  CHECK(error_kind_of([&] { engine.submit(state.case_id, "referral", {{"age", 40}, {"psychosis", false}}, kFrontdesk, seen - 1); }) ==
+        ErrorKind::conflict);
+  state = engine.submit(state.case_id, "referral", {{"age", 40}, {"psychosis", false}}, kFrontdesk, seen);
+  CHECK(state.revision > seen);
+  // A second client that also saw `seen` now loses.
+  try {
+    engine.submit(state.case_id, "session", {{"systolic", 120}}, kNurse, seen);
+    FAIL("stale revision accepted");
+  } catch (const EngineError& e) {
+    CHECK(e.kind() == ErrorKind::conflict);
+    CHECK(std::string(e.what()).find("is at revision " + std::to_string(state.revision)) != std::string::npos);
+  }
+}
+
+TEST_CASE_METHOD(Fixture, "only the step's roles may complete it, and only while it is open") {
+  CaseState state = open();
+  CHECK(error_kind_of([&] { engine.submit(state.case_id, "referral", {{"age", 40}, {"psychosis", false}}, kNurse); }) ==
+        ErrorKind::forbidden);
+  CHECK(error_kind_of([&] { engine.submit(state.case_id, "session", {{"systolic", 120}}, kNurse); }) == ErrorKind::conflict);
+  CHECK(error_kind_of([&] { engine.submit(state.case_id, "nope", {}, kNurse); }) == ErrorKind::not_found);
+  CHECK(error_kind_of([&] { engine.submit("c_missing", "referral", {}, kNurse); }) == ErrorKind::not_found);
+  CHECK(engine.get_case(state.case_id)->revision == 3);
+}
+
+TEST_CASE_METHOD(Fixture, "closing a case needs a reason and ends every open step") {
+  CaseState state = open();
+  CHECK(error_kind_of([&] { engine.close_case(state.case_id, "", kFrontdesk); }) == ErrorKind::invalid_data);
+  state = engine.close_case(state.case_id, "Patient moved away", kFrontdesk);
+  CHECK(state.status == "closed");
+  CHECK(state.outcome == "closed");
+  CHECK(state.reason == "Patient moved away");
+  CHECK(state.active.empty());
+  CHECK(store.due_timers(INT64_MAX, 10).empty());  // its overdue timer went with it
+  CHECK(error_kind_of([&] { engine.close_case(state.case_id, "again", kFrontdesk); }) == ErrorKind::conflict);
+}
+
+TEST_CASE_METHOD(Fixture, "a running case stays on its workflow version; new cases take the newest") {
+  std::string v1_case = open().case_id;
+  auto text = [] {
+    std::ifstream in(std::string(CLINICFLOW_TEST_DATA) + "/workflows/full.toml");
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }();
+  text.replace(text.find("version = 1"), 11, "version = 2");
+  text.replace(text.find("due = \"2d\""), 10, "due = \"1d\"");
+  auto v2 = workflow::load_workflow_text(text, "full_v2.toml", context());
+  REQUIRE(v2.workflow);
+  workflows.add(v2.workflow);
+  CaseState v2_case = open();
+  CHECK(v2_case.workflow_version == 2);
+  CHECK(v2_case.active.at(0).due == kStart + kDay);
+  CaseState old = *engine.get_case(v1_case);
+  CHECK(old.workflow_version == 1);
+  CHECK(engine.workflow_of(old)->version == 1);
+  CHECK(old.active.at(0).due == kStart + 2 * kDay);
+}
+
+TEST_CASE_METHOD(Fixture, "listeners see every commit in order") {
+  CaseState a = open();
+  CaseState b = open();
+  engine.submit(a.case_id, "referral", {{"age", 17}, {"psychosis", false}}, kFrontdesk);
+  REQUIRE(committed.size() == 8);
+  CHECK(committed[0] == a.case_id + ":case_opened");
+  CHECK(committed[3] == b.case_id + ":case_opened");
+  CHECK(committed[6] == a.case_id + ":step_completed");
+  CHECK(committed[7] == a.case_id + ":case_ended");
+}
+
+TEST_CASE("timers that fell due while the server was down fire at restart, in due order, exactly once") {
+  TempDir dir;
+  auto db = dir.path() / "restart.db";
+  workflow::WorkflowSet workflows;
+  workflows.add(workflow::load_workflow_file(std::string(CLINICFLOW_TEST_DATA) + "/workflows/full.toml", context()).workflow);
+  FakePlugins plugins;
+  plugins.plugins["fake_billing"] = [](const PluginCall&) { return PluginDecision{PluginDecision::Status::ok, {{"covered", true}}, ""}; };
+  std::vector<std::string> ids;
+  {
+    store::SqliteCaseStore store({db, "full"});
+    VirtualClock clock(kStart);
+    Engine engine(store, workflows, clock, &plugins);
+    for (int i = 0; i < 3; ++i) {
+      ids.push_back(engine.open_case("p" + std::to_string(i), "test_flow", std::nullopt, kFrontdesk).case_id);
+      clock.set(clock.now() + kHour);  // referral due times: start+2d, +2d1h, +2d2h
+    }
+  }  // "server stops"
+  store::SqliteCaseStore store({db, "full"});
+  CHECK(store.due_timers(INT64_MAX, 10).size() == 3);
+  VirtualClock clock(kStart + 10 * kDay);  // it comes back long after every due time
+  Engine engine(store, workflows, clock, &plugins);
+  std::vector<std::string> order;
+  engine.add_listener([&](const CaseState& s, const std::vector<store::EventRecord>& events) {
+    for (const auto& e : events) order.push_back(s.case_id + ":" + e.type);
+  });
+  CHECK(engine.fire_due_timers() == 3);
+  CHECK(order == std::vector<std::string>{ids[0] + ":step_overdue", ids[1] + ":step_overdue", ids[2] + ":step_overdue"});
+  CHECK(engine.fire_due_timers() == 0);
+  for (const auto& id : ids) {
+    auto history = engine.history(id);
+    CHECK(std::count_if(history.begin(), history.end(), [](const auto& e) { return e.type == "step_overdue"; }) == 1);
+  }
+  CHECK(store.due_timers(INT64_MAX, 10).empty());
+}
+
+TEST_CASE("the virtual clock continues where it stopped") {
+  TempDir dir;
+  workflow::WorkflowSet workflows;
+  store::SqliteCaseStore store({dir.path() / "clock.db", "full"});
+  VirtualClock clock(kStart);
+  Engine engine(store, workflows, clock);
+  engine.advance_clock_to(kStart + kDay, clock);
+  CHECK(clock.now() == kStart + kDay);
+  CHECK(store.read_setting(Engine::kVirtualClockSetting) == std::to_string(kStart + kDay));
+  engine.advance_clock_to(kStart, clock);  // never backwards
+  CHECK(clock.now() == kStart + kDay);
+}
+
+TEST_CASE_METHOD(Fixture, "the case view gives clients each open task's form as JSON Schema") {
+  CaseState state = open();
+  json::object view = case_view(state, *engine.workflow_of(state));
+  CHECK(view.at("status") == "active");
+  CHECK(view.at("revision") == 3);
+  const json::object& task = view.at("open_tasks").at(0).as_object();
+  CHECK(task.at("step") == "referral");
+  CHECK(task.at("roles") == json::array{"frontdesk"});
+  const json::object& schema = task.at("schema").as_object();
+  CHECK(schema.at("type") == "object");
+  CHECK(schema.at("required") == json::array{"age", "psychosis"});
+  CHECK(schema.at("properties").at("age") ==
+        json::value{{"type", "integer"}, {"minimum", 0.0}, {"maximum", 130.0}, {"title", "age"}, {"description", "(unit: years)"}});
+  CHECK(schema.at("properties").at("diagnosis").at("enum") == json::array{"F32.2", "F33.2"});
+  CHECK(schema.at("properties").at("referred_on").at("format") == "date");
+}

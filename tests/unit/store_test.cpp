@@ -1,0 +1,597 @@
+// SqliteCaseStore against a real database file in a temporary directory: schema migration,
+// durability settings, atomic batches, the append-only event log, timers, queries and settings.
+#include "store/sqlite_case_store.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <catch2/catch.hpp>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using namespace clinicflow;
+using namespace clinicflow::store;
+
+namespace {
+
+// A unique directory under the system temp dir, removed (with everything in it) at scope exit.
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    std::random_device rd;
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      fs::path candidate = fs::temp_directory_path() / ("clinicflow_store_test_" + std::to_string(::getpid()) + "_" +
+                                                        std::to_string(counter++) + "_" + std::to_string(rd()));
+      std::error_code ec;
+      if (fs::create_directory(candidate, ec)) {
+        path_ = candidate;
+        return;
+      }
+    }
+    throw std::runtime_error("cannot create a temporary directory");
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+  fs::path db() const { return path_ / "clinicflow.db"; }
+
+ private:
+  fs::path path_;
+};
+
+// A plain sqlite3 connection, independent of the store: what another process would see.
+class RawDb {
+ public:
+  explicit RawDb(const fs::path& path) {
+    if (sqlite3_open_v2(path.string().c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
+      std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      throw std::runtime_error("raw open failed: " + why);
+    }
+    sqlite3_busy_timeout(db_, 10'000);
+  }
+  ~RawDb() { sqlite3_close(db_); }
+  RawDb(const RawDb&) = delete;
+  RawDb& operator=(const RawDb&) = delete;
+
+  // Runs `sql`; returns the sqlite result code and fills `error` with the message on failure.
+  int exec(const std::string& sql, std::string* error = nullptr) {
+    char* message = nullptr;
+    int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message);
+    if (error) *error = message ? message : "";
+    sqlite3_free(message);
+    return rc;
+  }
+
+  // The first column of the first row as text ("" when there is no row or it is NULL).
+  std::string scalar(const std::string& sql) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK)
+      throw std::runtime_error("raw prepare failed for '" + sql + "': " + sqlite3_errmsg(db_));
+    std::string out;
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+      auto p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+      if (p) out = p;
+    } else if (rc != SQLITE_DONE) {
+      std::string why = sqlite3_errmsg(db_);
+      sqlite3_finalize(stmt);
+      throw std::runtime_error("raw step failed for '" + sql + "': " + why);
+    }
+    sqlite3_finalize(stmt);
+    return out;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+SqliteCaseStore open_store(const TempDir& dir, const std::string& synchronous = "full") {
+  return SqliteCaseStore(SqliteOptions{dir.db(), synchronous});
+}
+
+EventRecord event(std::int64_t seq, TimePoint at, std::string type, std::string step, std::string actor, json::object data = {}) {
+  return EventRecord{seq, at, std::move(type), std::move(step), std::move(actor), std::move(data)};
+}
+
+CaseRecord projection(const std::string& id, std::int64_t revision, std::string status = "active", std::string stage = "intake",
+                      std::string workflow = "test_flow", TimePoint created = 1000, TimePoint updated = 2000) {
+  CaseRecord r;
+  r.case_id = id;
+  r.patient_id = "patient-" + id;
+  r.workflow_id = std::move(workflow);
+  r.workflow_version = 3;
+  r.status = std::move(status);
+  r.stage = std::move(stage);
+  r.revision = revision;
+  r.created_at = created;
+  r.updated_at = updated;
+  r.state = json::object{{"case_id", id}, {"revision", revision}, {"nested", json::object{{"list", json::array{1, 2.5, "x"}}}}};
+  return r;
+}
+
+// A new case with `n` events (seq 1..n) and the given timers.
+CaseWrite new_case(const std::string& id, int n = 2, std::vector<TimerRecord> timers = {}, std::string status = "active",
+                   std::string stage = "intake", std::string workflow = "test_flow") {
+  CaseWrite w;
+  w.expected_revision = 0;
+  for (int i = 1; i <= n; ++i)
+    w.events.push_back(event(i, 1000 + i, i == 1 ? "case_opened" : "stage_entered", "", "system", {{"i", i}}));
+  w.projection = projection(id, n, std::move(status), std::move(stage), std::move(workflow));
+  w.timers = std::move(timers);
+  return w;
+}
+
+// Appends `n` events to a case at revision `from`.
+CaseWrite next_write(const std::string& id, std::int64_t from, int n = 1, std::vector<TimerRecord> timers = {},
+                     std::string status = "active", std::string stage = "intake") {
+  CaseWrite w;
+  w.expected_revision = from;
+  for (int i = 1; i <= n; ++i)
+    w.events.push_back(event(from + i, 5000 + from + i, "step_completed", "referral", "user:ann", {{"k", from + i}}));
+  w.projection = projection(id, from + n, std::move(status), std::move(stage));
+  w.projection.updated_at = 5000 + from + n;
+  w.timers = std::move(timers);
+  return w;
+}
+
+void write_one(CaseStore& store, const CaseWrite& w) { store.write(std::span(&w, 1)); }
+
+std::vector<TimerRecord> timers_of(CaseStore& store, const std::string& case_id) {
+  std::vector<TimerRecord> out;
+  for (auto& t : store.due_timers(std::numeric_limits<TimePoint>::max(), 1'000'000))
+    if (t.case_id == case_id) out.push_back(t);
+  return out;
+}
+
+std::vector<std::string> ids_of(const std::vector<CaseRecord>& cases) {
+  std::vector<std::string> out;
+  for (const auto& c : cases) out.push_back(c.case_id);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a fresh database is migrated to the latest schema", "[store][schema]") {
+  TempDir dir;
+  REQUIRE(SqliteCaseStore::latest_schema_version() >= 1);
+  {
+    auto store = open_store(dir);
+    CHECK(store.schema_version() == SqliteCaseStore::latest_schema_version());
+  }
+  REQUIRE(fs::exists(dir.db()));
+  RawDb raw(dir.db());
+  CHECK(raw.scalar("PRAGMA user_version") == std::to_string(SqliteCaseStore::latest_schema_version()));
+  for (const char* table : {"cases", "events", "timers", "settings"})
+    CHECK(raw.scalar(std::string("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '") + table + "'") == "1");
+  for (const char* trigger : {"events_no_update", "events_no_delete"})
+    CHECK(raw.scalar(std::string("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = '") + trigger + "'") == "1");
+}
+
+TEST_CASE("a store creates the database's missing parent directories", "[store][schema]") {
+  TempDir dir;
+  fs::path nested = dir.path() / "a" / "b" / "cases.db";
+  {
+    SqliteCaseStore store(SqliteOptions{nested, "full"});
+    CHECK(store.schema_version() == SqliteCaseStore::latest_schema_version());
+  }
+  CHECK(fs::exists(nested));
+}
+
+TEST_CASE("reopening a database keeps its data and does not migrate again", "[store][schema]") {
+  TempDir dir;
+  std::string schema_before;
+  {
+    auto store = open_store(dir);
+    write_one(store, new_case("c1", 3, {{"c1", "referral", "overdue", 777}}));
+    store.write_setting("virtual_clock_now", "12345");
+  }
+  {
+    RawDb raw(dir.db());
+    schema_before = raw.scalar("SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master ORDER BY name)");
+  }
+  {
+    // Re-running migration 1 would fail ("table cases already exists") and the constructor would throw.
+    auto store = open_store(dir);
+    CHECK(store.schema_version() == SqliteCaseStore::latest_schema_version());
+    auto c = store.read_case("c1");
+    REQUIRE(c);
+    CHECK(c->revision == 3);
+    CHECK(store.read_events("c1").size() == 3);
+    CHECK(timers_of(store, "c1") == std::vector<TimerRecord>{{"c1", "referral", "overdue", 777}});
+    CHECK(store.read_setting("virtual_clock_now") == std::optional<std::string>("12345"));
+  }
+  RawDb raw(dir.db());
+  CHECK(raw.scalar("SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master ORDER BY name)") == schema_before);
+  CHECK(raw.scalar("SELECT count(*) FROM cases") == "1");
+  CHECK(raw.scalar("SELECT count(*) FROM events") == "3");
+}
+
+TEST_CASE("a database written by a newer version is refused", "[store][schema]") {
+  TempDir dir;
+  { auto store = open_store(dir); }
+  const int newer = SqliteCaseStore::latest_schema_version() + 1;
+  {
+    RawDb raw(dir.db());
+    REQUIRE(raw.exec("PRAGMA user_version = " + std::to_string(newer)) == SQLITE_OK);
+  }
+  REQUIRE_THROWS_AS(open_store(dir), StoreError);
+  CHECK_THROWS_WITH(open_store(dir), Catch::Matchers::Contains("newer") && Catch::Matchers::Contains(std::to_string(newer)));
+  // Refusing must not touch the file: its version stays what the newer server wrote.
+  RawDb raw(dir.db());
+  CHECK(raw.scalar("PRAGMA user_version") == std::to_string(newer));
+}
+
+TEST_CASE("a database that cannot be opened is a StoreError", "[store][schema]") {
+  TempDir dir;
+  // The path is an existing directory: SQLite cannot open it as a database file.
+  fs::create_directory(dir.path() / "is_a_dir");
+  CHECK_THROWS_AS(SqliteCaseStore(SqliteOptions{dir.path() / "is_a_dir", "full"}), StoreError);
+}
+
+TEST_CASE("the database runs in WAL mode", "[store][durability]") {
+  TempDir dir;
+  for (const std::string synchronous : {"full", "normal"}) {
+    DYNAMIC_SECTION("synchronous=" << synchronous) {
+      auto store = open_store(dir, synchronous);
+      write_one(store, new_case("c_" + synchronous));
+      // journal_mode=WAL is recorded in the file: a separate connection sees it.
+      RawDb raw(dir.db());
+      CHECK(raw.scalar("PRAGMA journal_mode") == "wal");
+      // While the store is open and has committed, the write-ahead log exists next to the database.
+      CHECK(fs::exists(dir.path() / "clinicflow.db-wal"));
+      CHECK(raw.scalar("SELECT revision FROM cases WHERE case_id = 'c_" + synchronous + "'") == "2");
+    }
+  }
+  // synchronous is a per-connection setting; it cannot be observed from another connection, so
+  // it is not asserted here.
+}
+
+TEST_CASE("a new case is written and read back exactly", "[store][write]") {
+  TempDir dir;
+  auto store = open_store(dir);
+  CHECK_FALSE(store.read_case("c1"));
+  CHECK(store.read_events("c1").empty());
+
+  CaseWrite w;
+  w.expected_revision = 0;
+  w.events = {
+      event(1, 1'700'000'000'000, "case_opened", "", "user:ann",
+            {{"workflow", "test_flow"}, {"version", 3}, {"patient_id", "p\"1\" ünï"}}),
+      event(2, 1'700'000'000'000, "stage_entered", "", "system", {{"stage", "intake"}, {"repetition", 0}}),
+      event(3, 1'700'000'000'500, "step_opened", "referral", "system",
+            {{"due", 1'700'172'800'000},
+             {"nested", json::object{{"a", json::array{1, -2, 3.25, true, nullptr, "s"}}, {"b", json::object{}}}}}),
+  };
+  w.projection = projection("c1", 3, "active", "intake", "test_flow", 1'700'000'000'000, 1'700'000'000'500);
+  w.timers = {{"c1", "referral", "overdue", 1'700'172'800'000}, {"c1", "coverage", "open", 1'700'000'100'000}};
+  write_one(store, w);
+
+  auto c = store.read_case("c1");
+  REQUIRE(c);
+  CHECK(c->case_id == "c1");
+  CHECK(c->patient_id == "patient-c1");
+  CHECK(c->workflow_id == "test_flow");
+  CHECK(c->workflow_version == 3);
+  CHECK(c->status == "active");
+  CHECK(c->stage == "intake");
+  CHECK(c->revision == 3);
+  CHECK(c->created_at == 1'700'000'000'000);
+  CHECK(c->updated_at == 1'700'000'000'500);
+  CHECK(json::value(c->state) == json::value(w.projection.state));
+
+  auto events = store.read_events("c1");
+  REQUIRE(events.size() == 3);
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    INFO("event " << i);
+    CHECK(events[i].seq == w.events[i].seq);
+    CHECK(events[i].at == w.events[i].at);
+    CHECK(events[i].type == w.events[i].type);
+    CHECK(events[i].step == w.events[i].step);
+    CHECK(events[i].actor == w.events[i].actor);
+    CHECK(json::value(events[i].data) == json::value(w.events[i].data));
+  }
+  CHECK(events[0].data.at("patient_id").as_string() == "p\"1\" ünï");
+  CHECK(events[2].data.at("nested").at("a").as_array()[2].as_double() == 3.25);
+
+  // Timers come back earliest first.
+  CHECK(timers_of(store, "c1") == std::vector<TimerRecord>{{"c1", "coverage", "open", 1'700'000'100'000},
+                                                            {"c1", "referral", "overdue", 1'700'172'800'000}});
+
+  // An update appends to the log; events stay in seq order.
+  write_one(store, next_write("c1", 3, 2));
+  events = store.read_events("c1");
+  REQUIRE(events.size() == 5);
+  for (std::size_t i = 0; i < events.size(); ++i) CHECK(events[i].seq == static_cast<std::int64_t>(i + 1));
+  CHECK(events[3].type == "step_completed");
+  CHECK(events[3].actor == "user:ann");
+  CHECK(events[4].data.at("k").as_int64() == 5);
+  c = store.read_case("c1");
+  REQUIRE(c);
+  CHECK(c->revision == 5);
+  CHECK(c->updated_at == 5005);
+  CHECK(c->created_at == 1'700'000'000'000);  // an update never moves the creation time
+  CHECK(c->patient_id == "patient-c1");
+
+  // Another case's events never mix in.
+  write_one(store, new_case("c0", 1));
+  CHECK(store.read_events("c1").size() == 5);
+  CHECK(store.read_events("c0").size() == 1);
+}
+
+TEST_CASE("a stale expected revision is a conflict and changes nothing", "[store][conflict]") {
+  TempDir dir;
+  auto store = open_store(dir);
+  write_one(store, new_case("a", 2, {{"a", "referral", "overdue", 100}}));
+  write_one(store, next_write("a", 2, 1, {{"a", "referral", "overdue", 200}}));  // now at 3
+
+  SECTION("behind") { CHECK_THROWS_AS(write_one(store, next_write("a", 2, 1, {{"a", "x", "open", 1}})), RevisionConflict); }
+  SECTION("ahead") { CHECK_THROWS_AS(write_one(store, next_write("a", 4, 1, {{"a", "x", "open", 1}})), RevisionConflict); }
+  SECTION("no such case") {
+    CHECK_THROWS_AS(write_one(store, next_write("ghost", 1, 1)), RevisionConflict);
+    CHECK_FALSE(store.read_case("ghost"));
+    CHECK(store.read_events("ghost").empty());
+  }
+
+  auto c = store.read_case("a");
+  REQUIRE(c);
+  CHECK(c->revision == 3);
+  CHECK(store.read_events("a").size() == 3);
+  CHECK(timers_of(store, "a") == std::vector<TimerRecord>{{"a", "referral", "overdue", 200}});
+  // The store still works after a failed write (its transaction was rolled back, not left open).
+  write_one(store, next_write("a", 3));
+  CHECK(store.read_case("a")->revision == 4);
+}
+
+TEST_CASE("a batch commits all of its writes or none", "[store][conflict][atomic]") {
+  TempDir dir;
+  auto store = open_store(dir);
+  write_one(store, new_case("a", 2, {{"a", "referral", "overdue", 100}}));
+
+  SECTION("the second write conflicts: the first (a new case) is not written") {
+    std::vector<CaseWrite> batch{new_case("b", 2, {{"b", "session", "open", 50}}), next_write("a", 1)};
+    CHECK_THROWS_AS(store.write(batch), RevisionConflict);
+    CHECK_FALSE(store.read_case("b"));
+    CHECK(store.read_events("b").empty());
+    CHECK(timers_of(store, "b").empty());
+  }
+  SECTION("the second write conflicts: the first (an update) is rolled back") {
+    std::vector<CaseWrite> batch{next_write("a", 2, 2, {{"a", "x", "open", 5}}), new_case("a", 1)};
+    CHECK_THROWS_AS(store.write(batch), RevisionConflict);
+  }
+  SECTION("a write fails on a duplicate event seq after its case row was updated") {
+    CaseWrite bad = next_write("a", 2, 1, {{"a", "x", "open", 5}});
+    bad.events.front().seq = 2;  // already stored: the UNIQUE (case_id, seq) constraint fails
+    std::vector<CaseWrite> batch{new_case("b", 1), bad};
+    CHECK_THROWS_AS(store.write(batch), StoreError);
+    CHECK_FALSE(store.read_case("b"));
+    CHECK(store.read_events("b").empty());
+  }
+
+  auto a = store.read_case("a");
+  REQUIRE(a);
+  CHECK(a->revision == 2);
+  auto events = store.read_events("a");
+  REQUIRE(events.size() == 2);
+  CHECK(events.back().type == "stage_entered");
+  CHECK(timers_of(store, "a") == std::vector<TimerRecord>{{"a", "referral", "overdue", 100}});
+
+  // A good batch of several cases commits them all.
+  std::vector<CaseWrite> good{new_case("c", 1), next_write("a", 2), new_case("d", 3)};
+  store.write(good);
+  CHECK(store.read_case("a")->revision == 3);
+  CHECK(store.read_events("c").size() == 1);
+  CHECK(store.read_events("d").size() == 3);
+}
+
+TEST_CASE("creating a case whose id exists is a conflict", "[store][conflict]") {
+  TempDir dir;
+  auto store = open_store(dir);
+  write_one(store, new_case("a", 2, {{"a", "referral", "overdue", 100}}));
+  CaseWrite again = new_case("a", 1, {{"a", "other", "open", 1}});
+  again.projection.patient_id = "someone else";
+  CHECK_THROWS_AS(write_one(store, again), RevisionConflict);
+  auto a = store.read_case("a");
+  REQUIRE(a);
+  CHECK(a->patient_id == "patient-a");
+  CHECK(a->revision == 2);
+  CHECK(store.read_events("a").size() == 2);
+  CHECK(timers_of(store, "a") == std::vector<TimerRecord>{{"a", "referral", "overdue", 100}});
+}
+
+TEST_CASE("events are append-only, even for other connections", "[store][append-only]") {
+  TempDir dir;
+  auto store = open_store(dir);
+  write_one(store, new_case("a", 3));
+
+  RawDb raw(dir.db());
+  std::string error;
+  CHECK(raw.exec("UPDATE events SET type = 'forged' WHERE case_id = 'a'", &error) != SQLITE_OK);
+  CHECK_THAT(error, Catch::Matchers::Contains("append-only"));
+  CHECK(raw.exec("UPDATE events SET data = '{}'", &error) != SQLITE_OK);
+  CHECK(raw.exec("DELETE FROM events WHERE seq = 3", &error) != SQLITE_OK);
+  CHECK_THAT(error, Catch::Matchers::Contains("append-only"));
+  CHECK(raw.exec("DELETE FROM events", &error) != SQLITE_OK);
+  CHECK(raw.scalar("SELECT count(*) FROM events") == "3");
+
+  auto events = store.read_events("a");
+  REQUIRE(events.size() == 3);
+  CHECK(events[0].type == "case_opened");
+  CHECK(events[2].type == "stage_entered");
+  CHECK(events[2].data.at("i").as_int64() == 3);
+}
+
+TEST_CASE("due timers come earliest first, then by case id", "[store][timers]") {
+  TempDir dir;
+  auto store = open_store(dir);
+  CHECK_FALSE(store.next_timer_due());
+  CHECK(store.due_timers(std::numeric_limits<TimePoint>::max(), 100).empty());
+
+  write_one(store, new_case("c", 1, {{"c", "s1", "open", 300}, {"c", "s2", "overdue", 100}}));
+  write_one(store, new_case("a", 1, {{"a", "s1", "overdue", 300}, {"a", "s9", "open", 500}}));
+  write_one(store, new_case("b", 1, {{"b", "s1", "open", 200}, {"b", "s2", "overdue", 300}}));
+  write_one(store, new_case("d", 1));  // no timers
+
+  CHECK(store.next_timer_due() == std::optional<TimePoint>(100));
+  CHECK(store.due_timers(99, 100).empty());
+  CHECK(store.due_timers(100, 100) == std::vector<TimerRecord>{{"c", "s2", "overdue", 100}});
+  CHECK(store.due_timers(300, 100) == std::vector<TimerRecord>{{"c", "s2", "overdue", 100},
+                                                                {"b", "s1", "open", 200},
+                                                                {"a", "s1", "overdue", 300},
+                                                                {"b", "s2", "overdue", 300},
+                                                                {"c", "s1", "open", 300}});
+  CHECK(store.due_timers(299, 100).size() == 2);
+  CHECK(store.due_timers(1000, 100).size() == 6);
+  CHECK(store.due_timers(1000, 100).back() == TimerRecord{"a", "s9", "open", 500});
+
+  SECTION("limit") {
+    CHECK(store.due_timers(1000, 3) == std::vector<TimerRecord>{{"c", "s2", "overdue", 100},
+                                                                 {"b", "s1", "open", 200},
+                                                                 {"a", "s1", "overdue", 300}});
+    CHECK(store.due_timers(1000, 1).size() == 1);
+    CHECK(store.due_timers(1000, 0).empty());
+  }
+  SECTION("a later write of a case replaces its whole timer set") {
+    write_one(store, next_write("c", 1, 1, {{"c", "s3", "open", 250}}));
+    CHECK(timers_of(store, "c") == std::vector<TimerRecord>{{"c", "s3", "open", 250}});
+    CHECK(store.next_timer_due() == std::optional<TimePoint>(200));
+    CHECK(store.due_timers(1000, 100).size() == 5);
+    // Other cases' timers are untouched.
+    CHECK(timers_of(store, "a") == std::vector<TimerRecord>{{"a", "s1", "overdue", 300}, {"a", "s9", "open", 500}});
+    CHECK(timers_of(store, "b") == std::vector<TimerRecord>{{"b", "s1", "open", 200}, {"b", "s2", "overdue", 300}});
+
+    // A write with no timers clears the case's timers.
+    write_one(store, next_write("b", 1));
+    CHECK(timers_of(store, "b").empty());
+    CHECK(store.next_timer_due() == std::optional<TimePoint>(250));
+    write_one(store, next_write("c", 2));
+    write_one(store, next_write("a", 1));
+    CHECK_FALSE(store.next_timer_due());
+    CHECK(store.due_timers(std::numeric_limits<TimePoint>::max(), 100).empty());
+  }
+  SECTION("a failed write keeps the old timer set") {
+    CHECK_THROWS_AS(write_one(store, next_write("c", 7, 1, {{"c", "s3", "open", 1}})), RevisionConflict);
+    CHECK(timers_of(store, "c") == std::vector<TimerRecord>{{"c", "s2", "overdue", 100}, {"c", "s1", "open", 300}});
+    CHECK(store.next_timer_due() == std::optional<TimePoint>(100));
+  }
+}
+
+TEST_CASE("query_cases filters and pages in case-id order", "[store][query]") {
+  TempDir dir;
+  auto store = open_store(dir);
+  // Written out of id order on purpose.
+  write_one(store, new_case("c05", 1, {}, "active", "intake", "flow_a"));
+  write_one(store, new_case("c02", 1, {}, "completed", "follow_up", "flow_a"));
+  write_one(store, new_case("c07", 1, {}, "active", "series", "flow_b"));
+  write_one(store, new_case("c01", 1, {}, "active", "series", "flow_a"));
+  write_one(store, new_case("c04", 1, {}, "closed", "intake", "flow_b"));
+  write_one(store, new_case("c03", 1, {}, "active", "intake", "flow_b"));
+  write_one(store, new_case("c06", 1, {}, "active", "series", "flow_a"));
+
+  CaseQuery all;
+  CHECK(ids_of(store.query_cases(all)) == std::vector<std::string>{"c01", "c02", "c03", "c04", "c05", "c06", "c07"});
+
+  CaseQuery active;
+  active.status = "active";
+  CHECK(ids_of(store.query_cases(active)) == std::vector<std::string>{"c01", "c03", "c05", "c06", "c07"});
+
+  CaseQuery series;
+  series.stage = "series";
+  CHECK(ids_of(store.query_cases(series)) == std::vector<std::string>{"c01", "c06", "c07"});
+
+  CaseQuery flow_b;
+  flow_b.workflow_id = "flow_b";
+  CHECK(ids_of(store.query_cases(flow_b)) == std::vector<std::string>{"c03", "c04", "c07"});
+
+  CaseQuery combined;
+  combined.status = "active";
+  combined.stage = "intake";
+  combined.workflow_id = "flow_a";
+  CHECK(ids_of(store.query_cases(combined)) == std::vector<std::string>{"c05"});
+
+  CaseQuery none;
+  none.status = "no_such_status";
+  CHECK(store.query_cases(none).empty());
+
+  // The rows carry the full projection.
+  auto rows = store.query_cases(combined);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].patient_id == "patient-c05");
+  CHECK(rows[0].workflow_version == 3);
+  CHECK(rows[0].state.at("case_id").as_string() == "c05");
+
+  SECTION("paging with after + limit visits every case once, in order") {
+    CaseQuery page;
+    page.limit = 3;
+    std::vector<std::vector<std::string>> pages;
+    for (;;) {
+      auto got = store.query_cases(page);
+      if (got.empty()) break;
+      REQUIRE(got.size() <= 3);
+      pages.push_back(ids_of(got));
+      page.after = got.back().case_id;
+      REQUIRE(pages.size() < 10);
+    }
+    CHECK(pages == std::vector<std::vector<std::string>>{{"c01", "c02", "c03"}, {"c04", "c05", "c06"}, {"c07"}});
+  }
+  SECTION("paging combines with a filter") {
+    CaseQuery page;
+    page.status = "active";
+    page.limit = 2;
+    CHECK(ids_of(store.query_cases(page)) == std::vector<std::string>{"c01", "c03"});
+    page.after = "c03";
+    CHECK(ids_of(store.query_cases(page)) == std::vector<std::string>{"c05", "c06"});
+    page.after = "c06";
+    CHECK(ids_of(store.query_cases(page)) == std::vector<std::string>{"c07"});
+    page.after = "c07";
+    CHECK(store.query_cases(page).empty());
+  }
+  SECTION("the cursor need not be an existing id") {
+    CaseQuery page;
+    page.after = "c035";
+    page.limit = 2;
+    CHECK(ids_of(store.query_cases(page)) == std::vector<std::string>{"c04", "c05"});
+  }
+  SECTION("filters see updates") {
+    write_one(store, next_write("c05", 1, 1, {}, "closed", "intake"));
+    CHECK(ids_of(store.query_cases(active)) == std::vector<std::string>{"c01", "c03", "c06", "c07"});
+  }
+}
+
+TEST_CASE("settings round-trip and overwrite", "[store][settings]") {
+  TempDir dir;
+  {
+    auto store = open_store(dir);
+    CHECK_FALSE(store.read_setting("virtual_clock_now"));
+    store.write_setting("virtual_clock_now", "1700000000000");
+    store.write_setting("other", "");
+    CHECK(store.read_setting("virtual_clock_now") == std::optional<std::string>("1700000000000"));
+    CHECK(store.read_setting("other") == std::optional<std::string>(""));
+    store.write_setting("virtual_clock_now", "1700000000999");
+    CHECK(store.read_setting("virtual_clock_now") == std::optional<std::string>("1700000000999"));
+    CHECK_FALSE(store.read_setting("Virtual_clock_now"));
+  }
+  auto store = open_store(dir);
+  CHECK(store.read_setting("virtual_clock_now") == std::optional<std::string>("1700000000999"));
+  CHECK(store.read_setting("other") == std::optional<std::string>(""));
+  RawDb raw(dir.db());
+  CHECK(raw.scalar("SELECT count(*) FROM settings WHERE key = 'virtual_clock_now'") == "1");
+}
