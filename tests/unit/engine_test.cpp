@@ -1,5 +1,6 @@
 #include "engine/case_view.hpp"
 #include "engine/engine.hpp"
+#include "engine/scheduler.hpp"
 #include "store/sqlite_case_store.hpp"
 
 #include <boost/json/serialize.hpp>
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <thread>
 #include <unistd.h>
 
 using namespace clinicflow;
@@ -487,4 +489,86 @@ TEST_CASE_METHOD(Fixture, "the case view gives clients each open task's form as 
         json::value{{"type", "integer"}, {"minimum", 0.0}, {"maximum", 130.0}, {"title", "age"}, {"description", "(unit: years)"}});
   CHECK(schema.at("properties").at("diagnosis").at("enum") == json::array{"F32.2", "F33.2"});
   CHECK(schema.at("properties").at("referred_on").at("format") == "date");
+}
+
+TEST_CASE("on the real clock the scheduler fires a timer when it falls due") {
+  TempDir dir;
+  workflow::WorkflowSet workflows;
+  auto loaded = workflow::load_workflow_text(R"(id = "quick"
+version = 1
+title = "Quick"
+[[stage]]
+id = "only"
+[[step]]
+id = "call"
+stage = "only"
+roles = ["nurse"]
+due = "1s"
+)",
+                                             "quick.toml", context());
+  REQUIRE(loaded.workflow);
+  workflows.add(loaded.workflow);
+  store::SqliteCaseStore store({dir.path() / "sched.db", "full"});
+  RealClock clock;
+  Engine engine(store, workflows, clock);
+  Scheduler scheduler(engine, store, clock);
+  scheduler.start();
+  std::string id = engine.open_case("p1", "quick", std::nullopt, kNurse).case_id;
+  // Bounded wait for the outcome; nothing here measures how fast it happened.
+  bool overdue = false;
+  for (int i = 0; i < 200 && !overdue; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    overdue = engine.get_case(id)->active.at(0).overdue;
+  }
+  scheduler.stop();
+  CHECK(overdue);
+  CHECK(engine.history(id).back().type == "step_overdue");
+}
+
+TEST_CASE("a repeated stage at the end of a workflow repeats before the case completes") {
+  TempDir dir;
+  workflow::WorkflowSet workflows;
+  auto loaded = workflow::load_workflow_text(R"(id = "boosters"
+version = 1
+title = "Maintenance boosters"
+[[stage]]
+id = "plan"
+[[stage]]
+id = "boosters"
+repeat = { times = 2, min_interval = "14d" }
+[[step]]
+id = "plan"
+stage = "plan"
+roles = ["prescriber"]
+[[step]]
+id = "booster"
+stage = "boosters"
+roles = ["nurse"]
+  [[step.field]]
+  name = "note"
+  type = "string"
+  required = true
+)",
+                                             "boosters.toml", context());
+  REQUIRE(loaded.workflow);
+  workflows.add(loaded.workflow);
+  store::SqliteCaseStore store({dir.path() / "boosters.db", "full"});
+  VirtualClock clock(kStart);
+  Engine engine(store, workflows, clock);
+  std::string id = engine.open_case("p1", "boosters", std::nullopt, kPrescriber).case_id;
+  engine.submit(id, "plan", {}, kPrescriber);
+  try {
+    engine.submit(id, "booster", {{"note", "  "}}, kNurse);
+    FAIL("a blank required text was accepted");
+  } catch (const EngineError& e) {
+    CHECK(std::string(e.what()) == "the form of step 'booster' has 1 problem");
+    CHECK(e.fields().at(0).problem == "is required");
+  }
+  CaseState state = engine.submit(id, "booster", {{"note", "first"}}, kNurse);
+  CHECK(state.status == "active");
+  CHECK(state.repetition == 2);
+  CHECK(state.active.at(0).opens_at == kStart + 14 * kDay);
+  engine.advance_clock_to(kStart + 14 * kDay, clock);
+  state = engine.submit(id, "booster", {{"note", "second"}}, kNurse);
+  CHECK(state.status == "completed");
 }

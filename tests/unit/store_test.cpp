@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
@@ -245,6 +246,21 @@ TEST_CASE("a database that cannot be opened is a StoreError", "[store][schema]")
   // The path is an existing directory: SQLite cannot open it as a database file.
   fs::create_directory(dir.path() / "is_a_dir");
   CHECK_THROWS_AS(SqliteCaseStore(SqliteOptions{dir.path() / "is_a_dir", "full"}), StoreError);
+}
+
+// SQLite opens such a file lazily, so the failure comes from the first PRAGMA, after the handle
+// exists; under AddressSanitizer this also checks that the handle is released.
+TEST_CASE("a file that is not a database is a StoreError and is left alone", "[store][schema]") {
+  TempDir dir;
+  const std::string garbage(4096, 'x');
+  {
+    std::FILE* f = std::fopen(dir.db().string().c_str(), "wb");
+    REQUIRE(f);
+    std::fwrite(garbage.data(), 1, garbage.size(), f);
+    std::fclose(f);
+  }
+  CHECK_THROWS_AS(open_store(dir), StoreError);
+  CHECK(fs::file_size(dir.db()) == garbage.size());
 }
 
 TEST_CASE("the database runs in WAL mode", "[store][durability]") {

@@ -40,7 +40,11 @@ TEST_CASE("durations are written the way a clinic says them") {
   CHECK_FALSE(parse_duration("", &why));
   CHECK(why == "the duration is empty");
   CHECK_FALSE(parse_duration("24", &why));
-  CHECK(why.find("has no unit") != std::string::npos);
+  CHECK(why == "the number 24 needs a unit right after it (s, m, h, d or w), such as \"2d\"");
+  CHECK_FALSE(parse_duration("3 d", &why));
+  CHECK(why.find("needs a unit right after it") != std::string::npos);
+  CHECK_FALSE(parse_duration("3days", &why));
+  CHECK(why == "write each unit as one letter, such as \"3d\" or \"2w\"");
   CHECK_FALSE(parse_duration("3y", &why));
   CHECK(why.find("unknown unit 'y'") != std::string::npos);
   CHECK_FALSE(parse_duration("0h", &why));

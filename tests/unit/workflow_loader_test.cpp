@@ -150,17 +150,17 @@ TEST_CASE("identity errors") {
 }
 
 TEST_CASE("an unknown key is named with a suggestion") {
-  std::string text = kHead + kFirstStep + "\n[[step]]\nid = \"second\"\nstage = \"intake\"\nroles = [\"nurse\"]\ntitel = \"x\"\n";
+  std::string text = kHead + kFirstStep + "\n[[step]]\nid = \"second\"\nstage = \"intake\"\nroles = [\"nurse\"]\ntitel = \"x\"\n" + kSeriesStep;
   expect_error(text, "unknown key 'titel' in [[step]] — did you mean 'title'?", position_of(text, "titel"));
 }
 
 TEST_CASE("step references must resolve") {
   SECTION("a duplicate step") {
-    std::string text = kHead + kFirstStep + "\n[[step]]\nid = \"first\"\nstage = \"series\"\nroles = [\"nurse\"]\n";
+    std::string text = kHead + kFirstStep + "\n[[step]]\nid = \"first\"\nstage = \"series\"\nroles = [\"nurse\"]\n" + kSeriesStep;
     expect_error(text, "step 'first' is defined twice", position_of(text, "\"first\"", 0 + static_cast<int>(text.find("\"first\"", text.find("\"first\"") + 1) - text.find("\"first\""))));
   }
   SECTION("an unknown stage") {
-    std::string text = kHead + kFirstStep + "\n[[step]]\nid = \"second\"\nstage = \"seris\"\nroles = [\"nurse\"]\n";
+    std::string text = kHead + kFirstStep + "\n[[step]]\nid = \"second\"\nstage = \"seris\"\nroles = [\"nurse\"]\n" + kSeriesStep;
     expect_error(text, "no stage 'seris' (stages: intake, series)", position_of(text, "\"seris\""));
   }
   SECTION("a goto to a step that does not exist") {
@@ -219,7 +219,7 @@ TEST_CASE("fields are checked") {
     expect_error(text, "'values' applies only to enum fields", position_of(text, "[\"a\"]"));
   }
   SECTION("a field named twice") {
-    std::string text = kHead + kFirstStep + "\n  [[step.field]]\n  name = \"age\"\n  type = \"string\"\n";
+    std::string text = kHead + kFirstStep + "\n  [[step.field]]\n  name = \"age\"\n  type = \"string\"\n" + kSeriesStep;
     expect_error(text, "step 'first' has two fields named 'age'", position_of(text, "\"age\"", static_cast<int>(text.rfind("\"age\"") - text.find("\"age\""))));
   }
 }
@@ -241,6 +241,10 @@ TEST_CASE("transitions are checked") {
   SECTION("declined needs a reason") {
     std::string text = kHead + kFirstStep + "\n  [[step.branch]]\n  when = \"age < 18\"\n  outcome = \"declined\"\n" + kSeriesStep;
     expect_error(text, "an outcome of \"declined\" needs a 'reason'", position_of(text, "  [[step.branch]]", 2));
+  }
+  SECTION("a reason without an outcome") {
+    std::string text = kHead + kFirstStep + "\n  [[step.branch]]\n  when = \"age < 18\"\n  goto = \"later\"\n  reason = \"too young\"\n" + kSeriesStep;
+    expect_error(text, "'reason' goes with 'outcome'; a move to another step has none", position_of(text, "\"too young\""));
   }
   SECTION("an unknown outcome") {
     std::string text = kHead + kFirstStep + "\n  [[step.branch]]\n  when = \"age < 18\"\n  outcome = \"rejected\"\n  reason = \"x\"\n" + kSeriesStep;
@@ -284,20 +288,20 @@ TEST_CASE("conditions are checked against the fields, with the column inside the
 
 TEST_CASE("kinds, roles and time settings are checked") {
   SECTION("a task needs roles") {
-    std::string text = kHead + "\n[[step]]\nid = \"first\"\nstage = \"intake\"\n";
+    std::string text = kHead + "\n[[step]]\nid = \"first\"\nstage = \"intake\"\n" + kSeriesStep;
     expect_error(text, "task 'first' needs 'roles'", position_of(text, "[[step]]"));
   }
   SECTION("an automatic step needs a plugin") {
-    std::string text = kHead + "\n[[step]]\nid = \"first\"\nstage = \"intake\"\nkind = \"automatic\"\n";
+    std::string text = kHead + "\n[[step]]\nid = \"first\"\nstage = \"intake\"\nkind = \"automatic\"\n" + kSeriesStep;
     expect_error(text, "automatic step 'first' needs 'plugin'", position_of(text, "[[step]]"));
   }
   SECTION("an unknown kind") {
-    std::string text = kHead + "\n[[step]]\nid = \"first\"\nstage = \"intake\"\nroles = [\"nurse\"]\nkind = \"manual\"\n";
+    std::string text = kHead + "\n[[step]]\nid = \"first\"\nstage = \"intake\"\nroles = [\"nurse\"]\nkind = \"manual\"\n" + kSeriesStep;
     expect_error(text, "'kind' must be \"task\" (done by staff) or \"automatic\"", position_of(text, "\"manual\""));
   }
   SECTION("a malformed duration") {
     std::string text = kHead + "\n[[step]]\nid = \"first\"\nstage = \"intake\"\nroles = [\"nurse\"]\ndue = \"2days\"\n" + kSeriesStep;
-    expect_error(text, "'due' = \"2days\" is not a duration: expected a number followed by a unit", position_of(text, "\"2days\""));
+    expect_error(text, "'due' = \"2days\" is not a duration: write each unit as one letter", position_of(text, "\"2days\""));
   }
   SECTION("a repeat without a bound") {
     std::string text = "id = \"w\"\nversion = 1\ntitle = \"W\"\n[[stage]]\nid = \"intake\"\nrepeat = { times = 1000 }\n" + kFirstStep;
@@ -312,12 +316,13 @@ TEST_CASE("kinds, roles and time settings are checked") {
 TEST_CASE("every error in a file is reported at once, in line order") {
   std::string text = kHead + "\n[[step]]\nid = \"first\"\nstage = \"intake\"\nroles = [\"nurse\", \"chef\"]\ndue = \"soon\"\nkind = \"manual\"\n";
   LoadResult result = load(text);
-  REQUIRE(result.errors.size() == 3);
-  CHECK(result.errors[0].message.find("no role 'chef'") != std::string::npos);
-  CHECK(result.errors[1].message.find("'due' = \"soon\"") != std::string::npos);
-  CHECK(result.errors[2].message.find("'kind' must be") != std::string::npos);
-  CHECK(result.errors[0].line < result.errors[1].line);
-  CHECK(result.errors[1].line < result.errors[2].line);
+  // Problems found while reading steps and while linking them afterwards come out together.
+  REQUIRE(result.errors.size() == 4);
+  CHECK(result.errors[0].message == "stage 'series' has no steps");
+  CHECK(result.errors[1].message.find("no role 'chef'") != std::string::npos);
+  CHECK(result.errors[2].message.find("'due' = \"soon\"") != std::string::npos);
+  CHECK(result.errors[3].message.find("'kind' must be") != std::string::npos);
+  for (std::size_t i = 1; i < result.errors.size(); ++i) CHECK(result.errors[i - 1].line < result.errors[i].line);
 }
 
 TEST_CASE("several versions of one workflow live side by side") {

@@ -35,7 +35,7 @@ constexpr std::array kStorageKeys{"synchronous"sv};
 constexpr std::array kRoleKeys{"description"sv};
 
 const char* const kLogLevelList = "trace, debug, info, warn, error, critical, off";
-const char* const kListenRule = "must be HOST:PORT with a port from 1 to 65535";
+const char* const kListenRule = "must be HOST:PORT with a port from 0 to 65535 (0: any free port)";
 const char* const kNameRule = "must start with a lowercase letter and contain only a-z, 0-9 and _";
 
 std::vector<RoleConfig> default_roles() {
@@ -187,7 +187,7 @@ std::optional<ListenAddress> parse_listen(std::string_view text) {
   if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
     return std::nullopt;
   const unsigned long number = std::stoul(std::string(port));
-  if (number < 1 || number > 65535) return std::nullopt;
+  if (number > 65535) return std::nullopt;
   return ListenAddress{std::string(host), static_cast<unsigned short>(number)};
 }
 

@@ -129,10 +129,11 @@ CaseState Engine::submit(const std::string& case_id, const std::string& step_id,
     throw EngineError(ErrorKind::forbidden, "step '" + step_id + "' may be completed only by: " + roles);
   }
   json::object clean;
-  if (auto problems = workflow::validate_form(*step, data, clean); !problems.empty())
-    throw EngineError(ErrorKind::invalid_data, "the form of step '" + step_id + "' has " + std::to_string(problems.size()) +
-                                                   " problem" + (problems.size() == 1 ? "" : "s"),
-                      std::move(problems));
+  if (auto problems = workflow::validate_form(*step, data, clean); !problems.empty()) {
+    std::string message = "the form of step '" + step_id + "' has " + std::to_string(problems.size()) + " problem" +
+                          (problems.size() == 1 ? "" : "s");
+    throw EngineError(ErrorKind::invalid_data, message, std::move(problems));
+  }
   if (!step->plugin.empty()) {
     PluginDecision decision = call_plugin(c, *step, &clean);
     if (decision.status != PluginDecision::Status::ok) {
@@ -183,13 +184,13 @@ void Engine::advance(Command& c, const StepDef& from) {
       taken = &branch;
       break;
     }
-  if (taken->outcome) {
-    c.emit(event::case_ended, from.id, "system", {{"outcome", workflow::to_string(*taken->outcome)}, {"reason", taken->reason}});
-    return;
-  }
-  const StepDef& to = *wf.find_step(taken->go_to);
   const workflow::StageDef& stage = wf.stage_of(from);
-  if (stage.repeat && to.stage != from.stage) {
+  const StepDef* to = taken->outcome ? nullptr : wf.find_step(taken->go_to);
+  // A repetition ends when the flow leaves its stage: to a later stage, or by the default
+  // completion of a repeated stage's last step. A branch's outcome ends the case at once.
+  bool leaves_stage = to ? to->stage != from.stage
+                         : taken == &from.next && from.index == stage.last_step && taken->outcome == workflow::Outcome::completed;
+  if (stage.repeat && leaves_stage) {
     const workflow::Repeat& repeat = *stage.repeat;
     bool stop_early = repeat.until && repeat.until->evaluate(lookup);
     if (c.state.repetition < repeat.times && !stop_early) {
@@ -205,9 +206,13 @@ void Engine::advance(Command& c, const StepDef& from) {
       return;
     }
   }
-  if (to.stage != c.state.stage)
-    c.emit(event::stage_entered, "", "system", {{"stage", to.stage}, {"repetition", wf.stage_of(to).repeat ? 1 : 0}});
-  enter(c, to, std::nullopt, std::nullopt);
+  if (!to) {
+    c.emit(event::case_ended, from.id, "system", {{"outcome", workflow::to_string(*taken->outcome)}, {"reason", taken->reason}});
+    return;
+  }
+  if (to->stage != c.state.stage)
+    c.emit(event::stage_entered, "", "system", {{"stage", to->stage}, {"repetition", wf.stage_of(*to).repeat ? 1 : 0}});
+  enter(c, *to, std::nullopt, std::nullopt);
 }
 
 void Engine::enter(Command& c, const StepDef& step, std::optional<TimePoint> earliest, std::optional<TimePoint> due_by) {
@@ -314,7 +319,9 @@ std::size_t Engine::advance_clock_to(TimePoint target, VirtualClock& clock) {
   for (;;) {
     auto next = store_.next_timer_due();
     if (!next || *next > target) break;
+    // Saved before the firing commits, so after a crash the clock is never behind an event.
     clock.set(*next);
+    store_.write_setting(kVirtualClockSetting, std::to_string(clock.now()));
     std::size_t count = fire_due_timers();
     fired += count;
     if (count == 0) break;

@@ -111,9 +111,14 @@ class SqliteCaseStore::Connection {
       throw StoreError("cannot open database " + path_ + ": " + why);
     }
     sqlite3_busy_timeout(db_, 10'000);
-    exec("PRAGMA journal_mode=WAL");
-    exec(synchronous == "normal" ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
-    exec("PRAGMA foreign_keys=ON");
+    try {
+      exec("PRAGMA journal_mode=WAL");
+      exec(synchronous == "normal" ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
+      exec("PRAGMA foreign_keys=ON");
+    } catch (...) {
+      sqlite3_close(db_);  // the destructor does not run for a constructor that throws
+      throw;
+    }
   }
   ~Connection() {
     for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
@@ -213,6 +218,7 @@ SqliteCaseStore::SqliteCaseStore(const SqliteOptions& options) {
 SqliteCaseStore::~SqliteCaseStore() = default;
 
 int SqliteCaseStore::schema_version() {
+  std::lock_guard lock(write_mutex_);
   auto s = writer_->prepare("PRAGMA user_version");
   s.step();
   return static_cast<int>(s.integer(0));

@@ -105,7 +105,8 @@ std::optional<Duration> parse_duration(std::string_view s, std::string* why) {
       return fail("expected a number followed by a unit, such as \"30m\", \"24h\", \"2d\" or \"1w\"");
     std::int64_t n = 0;
     std::from_chars(s.data() + start, s.data() + pos, n);
-    if (pos >= s.size()) return fail("the number " + std::string(s.substr(start, pos - start)) + " has no unit (s, m, h, d or w)");
+    if (pos >= s.size() || s[pos] == ' ')
+      return fail("the number " + std::string(s.substr(start, pos - start)) + " needs a unit right after it (s, m, h, d or w), such as \"2d\"");
     Duration unit;
     switch (s[pos]) {
       case 's': unit = 1000; break;
@@ -116,6 +117,8 @@ std::optional<Duration> parse_duration(std::string_view s, std::string* why) {
       default: return fail(std::string("unknown unit '") + s[pos] + "' (use s, m, h, d or w)");
     }
     ++pos;
+    if (pos < s.size() && std::isalpha(static_cast<unsigned char>(s[pos])))
+      return fail("write each unit as one letter, such as \"3d\" or \"2w\"");
     total += n * unit;
     any = true;
   }

@@ -37,6 +37,8 @@ std::string check_value(const FieldDef& field, const boost::json::value& value, 
       break;
     case FieldType::string:
       if (!value.is_string()) return "must be text";
+      if (field.required && value.get_string().find_first_not_of(" \t\r\n") == boost::json::string::npos)
+        return "is required";
       clean = value;
       break;
     case FieldType::date:

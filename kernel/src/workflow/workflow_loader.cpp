@@ -75,8 +75,9 @@ class WorkflowReader {
     read_identity(root, *workflow);
     read_stages(root, *workflow);
     read_steps(root, *workflow);
-    if (errors_.empty()) link(*workflow);
-    if (errors_.empty()) check_reachable(*workflow);
+    // Later checks run despite earlier errors, so one run reports every problem in the file.
+    if (!workflow->steps.empty()) link(*workflow);
+    if (!workflow->steps.empty()) check_reachable(*workflow);
     std::stable_sort(errors_.begin(), errors_.end(),
                      [](const SourceError& a, const SourceError& b) { return std::tie(a.line, a.column) < std::tie(b.line, b.column); });
     if (!errors_.empty()) return {nullptr, std::move(errors_)};
@@ -384,6 +385,8 @@ class WorkflowReader {
           branch.when = parse_condition(*when, *branch_table->get("when"), workflow, &step);
         step.branches.push_back(std::move(branch));
       }
+      if (table.get("reason") && !table.get("next") && !table.get("outcome"))
+        error(*table.get("reason"), "'reason' goes with 'outcome'; step '" + step.id + "' has none");
       if (table.get("next") || table.get("outcome")) {
         step.next = read_transition(table, workflow, step, "next", false);
       } else if (i + 1 < workflow.steps.size()) {
@@ -448,7 +451,10 @@ class WorkflowReader {
       else if (text == "closed") transition.outcome = Outcome::closed;
       else error(*outcome, "'outcome' must be \"completed\", \"declined\" or \"closed\", not \"" + text + "\"");
     }
-    if (auto reason = get_string(table, "reason", false, "")) transition.reason = *reason;
+    if (auto reason = get_string(table, "reason", false, "")) {
+      transition.reason = *reason;
+      if (!transition.outcome && target) error(*table.get("reason"), "'reason' goes with 'outcome'; a move to another step has none");
+    }
     if (transition.outcome && *transition.outcome != Outcome::completed && transition.reason.empty())
       error(table, "an outcome of \"" + std::string(to_string(*transition.outcome)) +
                        "\" needs a 'reason', recorded on the case and shown to staff");
@@ -508,8 +514,9 @@ class WorkflowReader {
       const StepDef& step = workflow.steps[queue.front()];
       queue.pop_front();
       auto visit = [&](const Transition& t) {
-        if (t.go_to.empty()) return;
-        std::size_t index = workflow.find_step(t.go_to)->index;
+        const StepDef* target = t.go_to.empty() ? nullptr : workflow.find_step(t.go_to);
+        if (!target || target->index <= step.index) return;  // unresolved or backwards: reported already
+        std::size_t index = target->index;
         if (!reached[index]) reached[index] = true, queue.push_back(index);
       };
       for (const auto& branch : step.branches) visit(branch);

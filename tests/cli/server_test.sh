@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# clinicflowd: refuses to start on a bad config or an invalid workflow, naming file, line and
+# column; starts on a good one, answers /healthz, and stops cleanly on SIGTERM.
+# usage: server_test.sh CLINICFLOWD_BINARY SOURCE_DIR
+set -euo pipefail
+server=$1 src=$2
+tmp=$(mktemp -d)
+pid=""
+cleanup() {
+  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+expect_exit() {  # expect_exit STATUS command...
+  local want=$1
+  shift
+  set +e
+  timeout 60 "$@" >"$tmp/out" 2>&1  # a server that wrongly starts must not hang the test
+  local got=$?
+  set -e
+  cat "$tmp/out"
+  [ "$got" -eq "$want" ] || { echo "expected exit status $want, got $got"; exit 1; }
+}
+
+write_config() {  # write_config WORKFLOWS_DIR [EXTRA_SERVER_LINE]
+  cat >"$tmp/clinicflow.toml" <<TOML
+[server]
+listen = "127.0.0.1:0"
+${2:-}
+[paths]
+data_dir = "$tmp/var"
+workflows_dir = "$1"
+[log]
+file = "$tmp/var/clinicflow.log"
+TOML
+}
+
+# 1. An unknown key in the config: named with file, line and column; non-zero exit.
+write_config "$src/workflows" 'lisen = "x"'
+expect_exit 2 "$server" --config "$tmp/clinicflow.toml"
+grep -qF "$tmp/clinicflow.toml:3:1: unknown key 'lisen' in [server]" "$tmp/out"
+
+# 2. A missing config file.
+expect_exit 2 "$server" --config "$tmp/nope.toml"
+grep -qF "$tmp/nope.toml: file not found" "$tmp/out"
+
+# 3. A bad flag value.
+write_config "$src/workflows"
+expect_exit 2 "$server" --config "$tmp/clinicflow.toml" --clock sometimes
+grep -qF -- '--clock must be "real" or "virtual", not "sometimes"' "$tmp/out"
+
+# 4. An invalid workflow: the server refuses to start and logs the located error.
+mkdir -p "$tmp/workflows"
+sed -e 's/roles = \["frontdesk"\]/roles = ["receptionist"]/' "$src/workflows/ketamine_iv.toml" >"$tmp/workflows/iv.toml"
+sed -i "s#workflows_dir = .*#workflows_dir = \"$tmp/workflows\"#" "$tmp/clinicflow.toml"
+expect_exit 3 "$server" --config "$tmp/clinicflow.toml"
+line=$(grep -n 'receptionist' "$tmp/workflows/iv.toml" | head -1 | cut -d: -f1)
+grep -qF "$tmp/workflows/iv.toml:$line:10: no role 'receptionist' in the server configuration" "$tmp/out"
+[ ! -e "$tmp/var/clinicflow.db" ] || { echo "a refused start must not create the database"; exit 1; }
+
+# 5. A good start: prints where it listens, answers /healthz, stops on SIGTERM with status 0.
+write_config "$src/workflows"
+"$server" --config "$tmp/clinicflow.toml" >"$tmp/stdout" 2>"$tmp/stderr" &
+pid=$!
+for _ in $(seq 1 100); do
+  grep -q 'listening on' "$tmp/stdout" && break
+  kill -0 "$pid" 2>/dev/null || { cat "$tmp/stderr"; echo "server exited early"; exit 1; }
+  sleep 0.1
+done
+port=$(sed -n 's#.*listening on http://127.0.0.1:\([0-9]*\).*#\1#p' "$tmp/stdout")
+[ -n "$port" ] || { cat "$tmp/stdout" "$tmp/stderr"; echo "no port printed"; exit 1; }
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&3
+response=$(cat <&3)
+exec 3>&-
+echo "$response" | head -1 | grep -q '200 OK' || { echo "$response"; exit 1; }
+echo "$response" | grep -q '{"status":"ok"}'
+[ -f "$tmp/var/clinicflow.db" ] || { echo "no database under the data directory"; exit 1; }
+kill -TERM "$pid"
+wait "$pid"
+status=$?
+pid=""
+[ "$status" -eq 0 ] || { echo "exit status $status after SIGTERM"; exit 1; }
+grep -q 'stopped' "$tmp/var/clinicflow.log"
+echo "server_test: ok"
