@@ -83,7 +83,8 @@ TEST_CASE("the shipped config file loads with the documented defaults", "[config
   CHECK(config.workflows_dir == "workflows");
   CHECK(config.plugins_dir == "build/plugins");
   CHECK(config.log_level == "info");
-  CHECK(config.log_file == "var/clinicflow.log");
+  CHECK_FALSE(config.log_file);
+  CHECK(config.log_path() == std::filesystem::path("var/clinicflow.log"));
   CHECK(config.synchronous == "full");
   CHECK(config.plugins.empty());
   check_default_roles(config.roles);
@@ -128,7 +129,8 @@ TEST_CASE("every setting is read as written", "[config]") {
   CHECK(config.workflows_dir == "clinic/workflows");
   CHECK(config.plugins_dir == "/opt/clinicflow/plugins");
   CHECK(config.log_level == "debug");
-  CHECK(config.log_file.empty());
+  REQUIRE(config.log_file);
+  CHECK(config.log_path().empty());
   CHECK(config.synchronous == "normal");
   check_default_roles(config.roles);
 }
@@ -373,6 +375,15 @@ TEST_CASE("command-line overrides replace file settings", "[config]") {
     apply_overrides(lenient, strict_only);
     CHECK(lenient.strict == true);
     CHECK(lenient.listen_port == 8470);
+  }
+
+  SECTION("--data-dir moves the default database and log with it") {
+    ServerConfig defaults;
+    Overrides data_dir_only;
+    data_dir_only.data_dir = "/tmp/elsewhere";
+    apply_overrides(defaults, data_dir_only);
+    CHECK(defaults.database_path() == std::filesystem::path("/tmp/elsewhere/clinicflow.db"));
+    CHECK(defaults.log_path() == std::filesystem::path("/tmp/elsewhere/clinicflow.log"));
   }
   SECTION("no overrides change nothing") {
     ServerConfig before = config;

@@ -363,7 +363,9 @@ class Loader {
             error(entry.node->source(), log_level_problem("log level", *text));
         }
       } else if (key == "file") {
-        read_path(entry, config_.log_file, true);  // empty: log to the console only
+        std::filesystem::path file;
+        read_path(entry, file, true);  // empty: log to the console only
+        config_.log_file = file;
       } else {
         report_unknown_key(entry, "log", kLogKeys);
       }

@@ -41,7 +41,7 @@ struct ServerConfig {
 
   // [log]
   std::string log_level = "info";  // trace | debug | info | warn | error | critical | off
-  std::filesystem::path log_file = "var/clinicflow.log";  // empty: console only
+  std::optional<std::filesystem::path> log_file;  // unset: <data_dir>/clinicflow.log; "": console only
 
   // [storage]
   std::string synchronous = "full";  // "full" | "normal"
@@ -53,6 +53,7 @@ struct ServerConfig {
   std::vector<PluginConfig> plugins;
 
   std::filesystem::path database_path() const { return database.empty() ? data_dir / "clinicflow.db" : database; }
+  std::filesystem::path log_path() const { return log_file ? *log_file : data_dir / "clinicflow.log"; }
 };
 
 class ConfigError : public std::runtime_error {

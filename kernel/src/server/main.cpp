@@ -76,6 +76,7 @@ std::unique_ptr<engine::Clock> make_clock(const config::ServerConfig& config, st
   // Virtual time continues where it stopped, so timers keep their meaning across restarts.
   TimePoint start = engine::RealClock().now();
   if (auto saved = store.read_setting(engine::Engine::kVirtualClockSetting)) start = std::stoll(*saved);
+  store.write_setting(engine::Engine::kVirtualClockSetting, std::to_string(start));
   return std::make_unique<engine::VirtualClock>(start);
 }
 
@@ -90,7 +91,7 @@ int run(const Arguments& args) {
     return 2;
   }
   try {
-    app::configure_logging(config.log_level, config.log_file);
+    app::configure_logging(config.log_level, config.log_path());
   } catch (const std::exception& e) {
     std::cerr << "clinicflowd: " << e.what() << "\n";
     return 2;
