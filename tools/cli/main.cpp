@@ -1,5 +1,7 @@
 // clinicflow: the command-line companion of the server.
+#include "app/logging.hpp"
 #include "config/server_config.hpp"
+#include "plugins/plugin_host.hpp"
 #include "workflow/workflow_set.hpp"
 
 #include <filesystem>
@@ -17,7 +19,8 @@ commands:
   validate [--config FILE] WORKFLOW.toml...
       Checks workflow files as the server would load them and prints every error as
       file:line:column: problem. Roles and plugin names are checked against the server
-      configuration (default: config/clinicflow.toml when it exists).
+      configuration (default: config/clinicflow.toml when it exists), whose plugins are
+      loaded from its plugins_dir so that the form fields they add are checked too.
       Exit status: 0 all valid, 1 errors found, 2 usage or configuration problem.
 )";
 
@@ -45,6 +48,7 @@ int validate(const std::vector<std::string>& args) {
   if (!config_file && std::filesystem::exists("config/clinicflow.toml")) config_file = "config/clinicflow.toml";
 
   workflow::LoadContext context;
+  std::unique_ptr<plugins::PluginHost> host;
   if (config_file) {
     try {
       auto config = config::load_config_file(*config_file);
@@ -52,6 +56,13 @@ int validate(const std::vector<std::string>& args) {
       for (const auto& role : config.roles) context.roles->insert(role.name);
       context.plugins.emplace();
       for (const auto& plugin : config.plugins) context.plugins->insert(plugin.name);
+      host = std::make_unique<plugins::PluginHost>(plugins::HostOptions{config.plugins_dir, config.plugin_timeout});
+      for (const auto& error : host->load(config.plugins, config_file->string()))
+        std::cerr << "warning: " << error.to_string() << "\n";
+      context.plugin_fields = [&host](std::string_view plugin, const boost::json::object& settings, std::string& error) {
+        return host->fields(plugin, settings, error);
+      };
+      context.plugin_kind = [&host](std::string_view plugin) { return host->kind_of(plugin); };
     } catch (const config::ConfigError& e) {
       for (const auto& error : e.errors()) std::cerr << error.to_string() << "\n";
       return 2;
@@ -83,6 +94,7 @@ int validate(const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  clinicflow::app::configure_logging("warn", "");  // stderr: stdout carries the command's own output
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::cout << kUsage;

@@ -1,5 +1,6 @@
 #include "config/server_config.hpp"
 
+#include "util/time.hpp"
 #include "util/toml_json.hpp"
 
 #include <boost/json/array.hpp>
@@ -27,8 +28,9 @@ constexpr std::array kLogLevels{"trace"sv, "debug"sv, "info"sv, "warn"sv, "error
 constexpr std::array kClockModes{"real"sv, "virtual"sv};
 constexpr std::array kSynchronousModes{"full"sv, "normal"sv};
 
-constexpr std::array kSections{"server"sv, "paths"sv, "log"sv, "storage"sv, "roles"sv, "plugins"sv};
-constexpr std::array kServerKeys{"listen"sv, "clock"sv, "strict"sv};
+constexpr std::array kSections{"server"sv, "paths"sv, "log"sv, "storage"sv, "delivery"sv, "roles"sv, "plugins"sv};
+constexpr std::array kServerKeys{"listen"sv, "clock"sv, "strict"sv, "plugin_timeout"sv};
+constexpr std::array kDeliveryKeys{"max_attempts"sv, "first_retry"sv, "max_retry"sv};
 constexpr std::array kPathsKeys{"data_dir"sv, "database"sv, "workflows_dir"sv, "plugins_dir"sv};
 constexpr std::array kLogKeys{"level"sv, "file"sv};
 constexpr std::array kStorageKeys{"synchronous"sv};
@@ -228,6 +230,8 @@ class Loader {
         read_log(*table);
       } else if (name == "storage") {
         read_storage(*table);
+      } else if (name == "delivery") {
+        read_delivery(*table);
       } else if (name == "roles") {
         read_roles(*table);
       } else if (name == "plugins") {
@@ -328,6 +332,8 @@ class Loader {
         }
       } else if (key == "strict") {
         if (const auto value = read_bool(entry)) config_.strict = *value;
+      } else if (key == "plugin_timeout") {
+        read_duration(entry, config_.plugin_timeout);
       } else {
         report_unknown_key(entry, "server", kServerKeys);
       }
@@ -368,6 +374,33 @@ class Loader {
         config_.log_file = file;
       } else {
         report_unknown_key(entry, "log", kLogKeys);
+      }
+    }
+  }
+
+  void read_duration(const TomlEntry& entry, Duration& target) {
+    const auto text = read_string(entry);
+    if (!text) return;
+    std::string why;
+    if (auto d = parse_duration(*text, &why)) target = *d;
+    else error(entry.node->source(), "'" + std::string(entry.key->str()) + "' = " + quote_value(*text) + " is not a duration: " + why);
+  }
+
+  void read_delivery(const toml::table& table) {
+    for (const TomlEntry& entry : in_document_order(table)) {
+      const std::string_view key = entry.key->str();
+      if (key == "max_attempts") {
+        const auto* value = entry.node->as_integer();
+        if (!value || value->get() < 1 || value->get() > 100)
+          error(entry.node->source(), "'max_attempts' must be a whole number from 1 to 100");
+        else
+          config_.delivery_max_attempts = static_cast<int>(value->get());
+      } else if (key == "first_retry") {
+        read_duration(entry, config_.delivery_first_retry);
+      } else if (key == "max_retry") {
+        read_duration(entry, config_.delivery_max_retry);
+      } else {
+        report_unknown_key(entry, "delivery", kDeliveryKeys);
       }
     }
   }

@@ -4,6 +4,7 @@
 
 #include <boost/json/object.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -31,7 +32,13 @@ struct ServerConfig {
   std::string listen_host = "127.0.0.1";
   unsigned short listen_port = 8470;
   std::string clock = "real";  // "real" | "virtual"
-  bool strict = false;         // any plugin or workflow error is fatal at start
+  bool strict = false;         // any plugin error is fatal at start (workflow errors always are)
+  std::int64_t plugin_timeout = 10'000;  // ms: a plugin call running longer counts as failed
+
+  // [delivery]: the outbox's retries
+  int delivery_max_attempts = 8;
+  std::int64_t delivery_first_retry = 30'000;   // ms; doubled after each further failure
+  std::int64_t delivery_max_retry = 3'600'000;  // ms
 
   // [paths]  (relative paths are relative to the server's working directory)
   std::filesystem::path data_dir = "var";

@@ -24,6 +24,8 @@ inline constexpr const char* step_completed = "step_completed";  // data (the su
 inline constexpr const char* step_refused = "step_refused";      // reason (a plugin rule refused a submission)
 inline constexpr const char* step_failed = "step_failed";        // error (a plugin failed; the step stays open)
 inline constexpr const char* case_ended = "case_ended";          // outcome, reason
+inline constexpr const char* charge_posted = "charge_posted";    // code, description, amount_cents, units, modifiers
+inline constexpr const char* message_queued = "message_queued";  // message_id, template, via, to, not_before
 }  // namespace event
 
 struct ActiveStep {

@@ -46,7 +46,7 @@ json::object case_view(const CaseState& s, const workflow::Workflow& wf) {
 json::object event_view(const store::EventRecord& e) {
   json::object data = e.data;
   // Times inside event data are stored as integers; clients get RFC 3339 like everywhere else.
-  for (const char* key : {"opens_at", "due"})
+  for (const char* key : {"opens_at", "due", "not_before"})
     if (auto it = data.find(key); it != data.end() && it->value().is_int64()) it->value() = format_rfc3339(it->value().get_int64());
   return {{"seq", e.seq}, {"at", format_rfc3339(e.at)}, {"type", e.type}, {"step", e.step}, {"actor", e.actor}, {"data", std::move(data)}};
 }

@@ -1,5 +1,7 @@
 #include "engine/engine.hpp"
 
+#include "engine/message_render.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -18,6 +20,7 @@ struct Engine::Command {
   std::shared_ptr<const Workflow> workflow;
   TimePoint now = 0;
   std::vector<store::EventRecord> events;
+  std::vector<store::OutboxMessage> messages;
 
   void emit(const char* type, const std::string& step, const std::string& actor, json::object data = {}) {
     store::EventRecord e{state.revision + 1, now, type, step, actor, std::move(data)};
@@ -68,7 +71,7 @@ Engine::Command Engine::load(const std::string& case_id) {
 
 void Engine::commit(Command& c) {
   if (c.events.empty()) return;
-  store::CaseWrite write{c.base_revision, c.events, to_record(c.state), pending_timers(c.state)};
+  store::CaseWrite write{c.base_revision, c.events, to_record(c.state), pending_timers(c.state), c.messages};
   try {
     store_.write(std::span(&write, 1));
   } catch (const store::RevisionConflict& e) {
@@ -146,8 +149,12 @@ CaseState Engine::submit(const std::string& case_id, const std::string& step_id,
     }
     for (auto& [key, value] : decision.data)
       if (!clean.contains(key)) clean[key] = value;  // a plugin adds what it derived; it never overrides staff input
+    c.emit(event::step_completed, step_id, actor.id, {{"data", std::move(clean)}});
+    post_charges(c, *step, decision);
+  } else {
+    c.emit(event::step_completed, step_id, actor.id, {{"data", std::move(clean)}});
   }
-  c.emit(event::step_completed, step_id, actor.id, {{"data", std::move(clean)}});
+  queue_messages(c, *step, "completed", std::nullopt);
   advance(c, *step);
   commit(c);
   return c.state;
@@ -227,6 +234,7 @@ void Engine::enter(Command& c, const StepDef& step, std::optional<TimePoint> ear
     json::object data{{"opens_at", opens}};
     if (due_by) data["due"] = *due_by;
     c.emit(event::step_waiting, step.id, "system", std::move(data));
+    queue_messages(c, step, "waiting", opens);
     return;
   }
   open_step(c, step, due_by);
@@ -238,6 +246,7 @@ void Engine::open_step(Command& c, const StepDef& step, std::optional<TimePoint>
   json::object data{{"repetition", c.state.repetition}};
   if (due) data["due"] = *due;
   c.emit(event::step_opened, step.id, "system", std::move(data));
+  queue_messages(c, step, "opened", c.now);
   if (step.kind == StepKind::automatic) run_automatic(c, step);
 }
 
@@ -245,10 +254,15 @@ void Engine::run_automatic(Command& c, const StepDef& step) {
   PluginDecision decision = call_plugin(c, step, nullptr);
   std::string actor = "plugin:" + step.plugin;
   if (decision.status == PluginDecision::Status::ok && !step.fields.empty()) {
-    // The plugin's answer is outside input too: hold it to the fields the workflow declared.
-    json::object clean;
-    auto problems = workflow::validate_form(step, decision.data, clean);
+    // The plugin's answer is outside input too: the fields the workflow declared (and reads in
+    // its conditions) must have the declared types; anything else it adds is kept as it is.
+    json::object declared, clean;
+    for (const auto& [key, value] : decision.data)
+      if (step.find_field(key)) declared[key] = value;
+    auto problems = workflow::validate_form(step, declared, clean);
     if (problems.empty()) {
+      for (auto& [key, value] : decision.data)
+        if (!clean.contains(key)) clean[key] = std::move(value);
       decision.data = std::move(clean);
     } else {
       decision.status = PluginDecision::Status::failed;
@@ -262,7 +276,42 @@ void Engine::run_automatic(Command& c, const StepDef& step) {
     return;
   }
   c.emit(event::step_completed, step.id, actor, {{"data", std::move(decision.data)}});
+  post_charges(c, step, decision);
+  queue_messages(c, step, "completed", std::nullopt);
   advance(c, step);
+}
+
+void Engine::post_charges(Command& c, const StepDef& step, const PluginDecision& decision) {
+  for (const json::value& charge : decision.charges)
+    if (charge.is_object()) c.emit(event::charge_posted, step.id, "plugin:" + step.plugin, charge.get_object());
+}
+
+void Engine::queue_messages(Command& c, const StepDef& step, std::string_view trigger, std::optional<TimePoint> opens_at) {
+  for (const workflow::MessageDef& m : step.messages) {
+    if (m.on != trigger) continue;
+    if (m.when && !m.when->evaluate(c.lookup())) continue;
+    const workflow::Template* t = c.workflow->find_template(m.template_name);
+    if (!t) continue;  // the loader guarantees it exists
+    TimePoint not_before = c.now;
+    if (m.before_open && opens_at) not_before = std::max(c.now, *opens_at - *m.before_open);
+    if (m.delay) not_before += *m.delay;
+    // The id is the queuing event's place in the log: the same message keeps it across retries.
+    std::string id = c.state.case_id + "-" + std::to_string(c.state.revision + 1);
+    store::OutboxMessage message;
+    message.id = id;
+    message.case_id = c.state.case_id;
+    message.plugin = m.via;
+    message.template_name = m.template_name;
+    message.recipient = m.to;
+    message.address = render_template(m.address, c.state, opens_at);
+    message.subject = render_template(t->subject, c.state, opens_at);
+    message.body = render_template(t->body, c.state, opens_at);
+    message.next_attempt_at = not_before;
+    message.created_at = c.now;
+    c.emit(event::message_queued, step.id, "system",
+           {{"message_id", id}, {"template", m.template_name}, {"via", m.via}, {"to", m.to}, {"not_before", not_before}});
+    c.messages.push_back(std::move(message));
+  }
 }
 
 PluginDecision Engine::call_plugin(Command& c, const StepDef& step, const json::object* submitted) {

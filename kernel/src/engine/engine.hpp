@@ -85,6 +85,8 @@ class Engine {
   void enter(Command& command, const workflow::StepDef& step, std::optional<TimePoint> earliest, std::optional<TimePoint> due_by);
   void open_step(Command& command, const workflow::StepDef& step, std::optional<TimePoint> due_by);
   void run_automatic(Command& command, const workflow::StepDef& step);
+  void post_charges(Command& command, const workflow::StepDef& step, const PluginDecision& decision);
+  void queue_messages(Command& command, const workflow::StepDef& step, std::string_view trigger, std::optional<TimePoint> opens_at);
   PluginDecision call_plugin(Command& command, const workflow::StepDef& step, const boost::json::object* submitted);
   bool fire(const store::TimerRecord& timer);
   std::string new_case_id();

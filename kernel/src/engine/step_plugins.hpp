@@ -4,6 +4,7 @@
 // decision; the engine records it as events.
 #include "util/time.hpp"
 
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 
 #include <optional>
@@ -29,9 +30,16 @@ struct PluginDecision {
     refused,  // a rule refused it; `reason` says which and why
     failed,   // the plugin could not decide; `reason` is the error. The step stays open for a retry
   };
+  PluginDecision() = default;
+  PluginDecision(Status s, boost::json::object d = {}, std::string r = {}, boost::json::array c = {})
+      : status(s), data(std::move(d)), reason(std::move(r)), charges(std::move(c)) {}
+
   Status status = Status::failed;
   boost::json::object data;
   std::string reason;
+  // Billing: each {"code", "description", "amount_cents", "units", "modifiers"} becomes a
+  // `charge_posted` event on the case (ok decisions only).
+  boost::json::array charges;
 };
 
 class StepPlugins {

@@ -2,7 +2,9 @@
 #include "app/logging.hpp"
 #include "config/server_config.hpp"
 #include "engine/engine.hpp"
+#include "engine/outbox_dispatcher.hpp"
 #include "engine/scheduler.hpp"
+#include "plugins/plugin_host.hpp"
 #include "server/http_listener.hpp"
 #include "store/sqlite_case_store.hpp"
 #include "workflow/workflow_set.hpp"
@@ -97,26 +99,65 @@ int run(const Arguments& args) {
     return 2;
   }
 
+  plugins::PluginHost host({config.plugins_dir, config.plugin_timeout});
+  if (auto errors = host.load(config.plugins, config.file.string()); !errors.empty()) {
+    for (const auto& error : errors) spdlog::error("{}", error.to_string());
+    if (config.strict) {
+      spdlog::critical("not starting: {} plugin(s) failed to load and strict mode is on", errors.size());
+      return 4;
+    }
+    spdlog::warn("{} plugin(s) failed to load; workflows that need them cannot open cases", errors.size());
+  }
+
   workflow::LoadContext context;
   context.roles.emplace();
   for (const auto& role : config.roles) context.roles->insert(role.name);
   context.plugins.emplace();
   for (const auto& plugin : config.plugins) context.plugins->insert(plugin.name);
+  context.plugin_fields = [&host](std::string_view plugin, const boost::json::object& settings, std::string& error) {
+    return host.fields(plugin, settings, error);
+  };
+  context.plugin_kind = [&host](std::string_view plugin) { return host.kind_of(plugin); };
   workflow::WorkflowSet workflows;
-  if (auto errors = workflows.load_directory(config.workflows_dir, context); !errors.empty()) {
+  std::vector<std::string> skipped;
+  if (auto errors = workflows.load_directory(config.workflows_dir, context, config.strict ? nullptr : &skipped); !errors.empty()) {
     // An invalid workflow is never half-used: fix the file, then start again.
     for (const auto& error : errors) spdlog::error("{}", error.to_string());
     spdlog::critical("not starting: {} error(s) in the workflows in {}", errors.size(), config.workflows_dir.string());
     return 3;
   }
+  for (const auto& s : skipped) spdlog::warn("workflow not loaded, no cases can be opened on it: {}", s);
   for (const auto& wf : workflows.all()) spdlog::info("workflow {} v{} loaded from {}", wf->id, wf->version, wf->file);
 
   try {
     store::SqliteCaseStore store({config.database_path(), config.synchronous});
     auto clock = make_clock(config, store);
-    engine::Engine engine(store, workflows, *clock);
+    engine::Engine engine(store, workflows, *clock, &host);
     server::HttpListener listener({config.listen_host, config.listen_port});
     engine::Scheduler scheduler(engine, store, *clock);
+    engine::OutboxDispatcher dispatcher(
+        store, *clock,
+        [&host](const store::OutboxMessage& m, int attempt) {
+          auto result = host.deliver(m.plugin, {{"id", m.id},
+                                                {"case_id", m.case_id},
+                                                {"template", m.template_name},
+                                                {"recipient", m.recipient},
+                                                {"address", m.address},
+                                                {"subject", m.subject},
+                                                {"body", m.body},
+                                                {"attempt", attempt}});
+          using S = engine::DeliveryAttempt::Status;
+          S status = result.status == plugins::DeliveryResult::Status::delivered ? S::delivered
+                     : result.status == plugins::DeliveryResult::Status::failed  ? S::failed
+                                                                                 : S::retry;
+          return engine::DeliveryAttempt{status, result.error};
+        },
+        {config.delivery_max_attempts, config.delivery_first_retry, config.delivery_max_retry});
+    engine.add_listener([&dispatcher](const engine::CaseState&, const std::vector<store::EventRecord>& events) {
+      for (const auto& e : events)
+        if (e.type == engine::event::message_queued) return dispatcher.wake();
+    });
+    dispatcher.start();  // delivers what was queued before a crash or a stop, then keeps going
     if (clock->is_virtual()) {
       // Time stands still until told to move; only timers already due fire now.
       std::size_t fired = engine.fire_due_timers();
@@ -130,6 +171,7 @@ int run(const Arguments& args) {
     listener.stop_on_signals();
     listener.run();
     scheduler.stop();
+    dispatcher.stop();
   } catch (const std::exception& e) {
     spdlog::critical("clinicflowd: {}", e.what());
     return 1;

@@ -44,6 +44,25 @@ struct TimerRecord {
   bool operator==(const TimerRecord&) const = default;
 };
 
+// A message in the transactional outbox: written in the same transaction as the event that
+// caused it, then delivered by the dispatcher through a messaging plugin.
+struct OutboxMessage {
+  std::string id;  // idempotency key, stable across retries
+  std::string case_id;
+  std::string plugin;  // the messaging plugin that delivers it
+  std::string template_name;
+  std::string recipient;
+  std::string address;
+  std::string subject;
+  std::string body;
+  std::string status = "pending";  // pending | delivered | failed
+  int attempts = 0;
+  TimePoint next_attempt_at = 0;  // not before this time
+  std::string last_error;
+  TimePoint created_at = 0;
+  std::optional<TimePoint> delivered_at;
+};
+
 // Everything one command changes on one case. `expected_revision` is the revision the command
 // read (0 for a new case); the write fails if the stored case has moved on since.
 struct CaseWrite {
@@ -51,6 +70,7 @@ struct CaseWrite {
   std::vector<EventRecord> events;  // seq already assigned, continuing from expected_revision
   CaseRecord projection;            // revision == seq of the last event
   std::vector<TimerRecord> timers;  // the case's complete set of pending timers after this write
+  std::vector<OutboxMessage> messages;  // new messages to deliver once this write is durable
 };
 
 struct CaseQuery {
@@ -84,6 +104,12 @@ class CaseStore {
   // Pending timers due at or before `until`, earliest first (ties: case id, step, kind).
   virtual std::vector<TimerRecord> due_timers(TimePoint until, std::size_t limit) = 0;
   virtual std::optional<TimePoint> next_timer_due() = 0;
+
+  // Outbox: pending messages due at or before `now`, oldest first; delivery outcomes; a case's messages.
+  virtual std::vector<OutboxMessage> due_messages(TimePoint now, std::size_t limit) = 0;
+  virtual std::optional<TimePoint> next_message_due() = 0;
+  virtual void update_message(const OutboxMessage& message) = 0;  // status, attempts, next_attempt_at, last_error, delivered_at
+  virtual std::vector<OutboxMessage> case_messages(const std::string& case_id) = 0;
 
   // Small named values that must survive restarts (the virtual clock's time).
   virtual std::optional<std::string> read_setting(const std::string& key) = 0;

@@ -55,6 +55,27 @@ CREATE TABLE settings (
   value TEXT NOT NULL
 );
 )sql",
+    // 2: the transactional outbox of messages to deliver.
+    R"sql(
+CREATE TABLE outbox (
+  id              TEXT PRIMARY KEY,
+  case_id         TEXT NOT NULL REFERENCES cases (case_id),
+  plugin          TEXT NOT NULL,
+  template        TEXT NOT NULL,
+  recipient       TEXT NOT NULL,
+  address         TEXT NOT NULL,
+  subject         TEXT NOT NULL,
+  body            TEXT NOT NULL,
+  status          TEXT NOT NULL,
+  attempts        INTEGER NOT NULL,
+  next_attempt_at INTEGER NOT NULL,
+  last_error      TEXT NOT NULL,
+  created_at      INTEGER NOT NULL,
+  delivered_at    INTEGER
+);
+CREATE INDEX outbox_by_due ON outbox (status, next_attempt_at);
+CREATE INDEX outbox_by_case ON outbox (case_id);
+)sql",
 };
 
 constexpr int kLatestSchema = static_cast<int>(std::size(kMigrations));
@@ -266,6 +287,14 @@ void SqliteCaseStore::write(std::span<const CaseWrite> batch) {
       insert.bind(1, p.case_id).bind(2, t.step).bind(3, t.kind).bind(4, t.due);
       insert.step();
     }
+    for (const OutboxMessage& m : w.messages) {
+      auto insert = c.prepare(
+          "INSERT INTO outbox (id, case_id, plugin, template, recipient, address, subject, body, status, attempts, "
+          "next_attempt_at, last_error, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9, '', ?10)");
+      insert.bind(1, m.id).bind(2, p.case_id).bind(3, m.plugin).bind(4, m.template_name).bind(5, m.recipient);
+      insert.bind(6, m.address).bind(7, m.subject).bind(8, m.body).bind(9, m.next_attempt_at).bind(10, m.created_at);
+      insert.step();
+    }
   }
   tx.commit();
 }
@@ -317,6 +346,57 @@ std::optional<TimePoint> SqliteCaseStore::next_timer_due() {
   auto s = reader_->prepare("SELECT MIN(due_at) FROM timers");
   if (!s.step() || s.is_null(0)) return std::nullopt;
   return s.integer(0);
+}
+
+namespace {
+constexpr const char* kOutboxColumns =
+    "id, case_id, plugin, template, recipient, address, subject, body, status, attempts, next_attempt_at, last_error, "
+    "created_at, delivered_at";
+
+OutboxMessage read_message_row(SqliteCaseStore::Connection::Statement& s) {
+  OutboxMessage m{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6), s.text(7), s.text(8),
+                  static_cast<int>(s.integer(9)), s.integer(10), s.text(11), s.integer(12), std::nullopt};
+  if (!s.is_null(13)) m.delivered_at = s.integer(13);
+  return m;
+}
+}  // namespace
+
+std::vector<OutboxMessage> SqliteCaseStore::due_messages(TimePoint now, std::size_t limit) {
+  std::lock_guard lock(read_mutex_);
+  static const std::string sql = std::string("SELECT ") + kOutboxColumns +
+                                 " FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2";
+  auto s = reader_->prepare(sql.c_str());
+  s.bind(1, now).bind(2, static_cast<std::int64_t>(limit));
+  std::vector<OutboxMessage> out;
+  while (s.step()) out.push_back(read_message_row(s));
+  return out;
+}
+
+std::optional<TimePoint> SqliteCaseStore::next_message_due() {
+  std::lock_guard lock(read_mutex_);
+  auto s = reader_->prepare("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'");
+  if (!s.step() || s.is_null(0)) return std::nullopt;
+  return s.integer(0);
+}
+
+void SqliteCaseStore::update_message(const OutboxMessage& m) {
+  std::lock_guard lock(write_mutex_);
+  auto s = writer_->prepare(
+      "UPDATE outbox SET status = ?2, attempts = ?3, next_attempt_at = ?4, last_error = ?5, delivered_at = ?6 WHERE id = ?1");
+  s.bind(1, m.id).bind(2, m.status).bind(3, std::int64_t{m.attempts}).bind(4, m.next_attempt_at).bind(5, m.last_error);
+  if (m.delivered_at) s.bind(6, *m.delivered_at);
+  s.step();
+  if (writer_->changes() != 1) throw StoreError("no outbox message '" + m.id + "'");
+}
+
+std::vector<OutboxMessage> SqliteCaseStore::case_messages(const std::string& case_id) {
+  std::lock_guard lock(read_mutex_);
+  static const std::string sql = std::string("SELECT ") + kOutboxColumns + " FROM outbox WHERE case_id = ?1 ORDER BY created_at, id";
+  auto s = reader_->prepare(sql.c_str());
+  s.bind(1, case_id);
+  std::vector<OutboxMessage> out;
+  while (s.step()) out.push_back(read_message_row(s));
+  return out;
 }
 
 std::optional<std::string> SqliteCaseStore::read_setting(const std::string& key) {

@@ -29,6 +29,10 @@ class SqliteCaseStore final : public CaseStore {
   std::vector<CaseRecord> query_cases(const CaseQuery& query) override;
   std::vector<TimerRecord> due_timers(TimePoint until, std::size_t limit) override;
   std::optional<TimePoint> next_timer_due() override;
+  std::vector<OutboxMessage> due_messages(TimePoint now, std::size_t limit) override;
+  std::optional<TimePoint> next_message_due() override;
+  void update_message(const OutboxMessage& message) override;
+  std::vector<OutboxMessage> case_messages(const std::string& case_id) override;
   std::optional<std::string> read_setting(const std::string& key) override;
   void write_setting(const std::string& key, const std::string& value) override;
 

@@ -32,9 +32,19 @@ const StageDef& Workflow::stage_of(const StepDef& step) const { return *find_sta
 
 std::vector<std::string> Workflow::plugins() const {
   std::vector<std::string> out;
-  for (const auto& step : steps)
-    if (!step.plugin.empty() && std::find(out.begin(), out.end(), step.plugin) == out.end()) out.push_back(step.plugin);
+  auto add = [&](const std::string& name) {
+    if (!name.empty() && std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+  };
+  for (const auto& step : steps) {
+    add(step.plugin);
+    for (const auto& message : step.messages) add(message.via);
+  }
   return out;
+}
+
+const Template* Workflow::find_template(std::string_view name) const {
+  auto it = std::find_if(templates.begin(), templates.end(), [&](const Template& t) { return t.name == name; });
+  return it == templates.end() ? nullptr : &*it;
 }
 
 }  // namespace clinicflow::workflow

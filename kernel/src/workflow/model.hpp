@@ -43,6 +43,28 @@ struct Transition {
 
 enum class StepKind { task, automatic };
 
+// A message template: [template.<name>] with placeholders {{step.field}}, {{case.id}},
+// {{case.patient_id}}, {{case.repetition}} and {{opens_at}}.
+struct Template {
+  std::string name;
+  std::string subject;
+  std::string body;
+  Location where;
+};
+
+// [[step.message]]: a message queued in the outbox when its step reaches `on`.
+struct MessageDef {
+  std::string on = "completed";  // "waiting" | "opened" | "completed"
+  std::string template_name;
+  std::string via;      // the messaging plugin
+  std::string to;       // who it is for: "patient", "support_person", "referring_provider", ...
+  std::string address;  // template text for the address; may be empty
+  std::optional<Condition> when;
+  std::optional<Duration> delay;        // after the moment it is queued
+  std::optional<Duration> before_open;  // on = "waiting": this long before the step opens
+  Location where;
+};
+
 struct StepDef {
   std::string id;
   std::string title;
@@ -55,6 +77,8 @@ struct StepDef {
   std::optional<Duration> due;     // due this long after the step opens; overdue is marked when it passes
   std::optional<Duration> open_delay;  // the step opens only this long after ...
   std::string open_after;              // ... this earlier step completed (empty: after the step before it)
+  std::vector<MessageDef> messages;
+  std::vector<std::string> plugin_fields;  // names of the fields the plugin contributed
   std::vector<Transition> branches;    // tried in order; the first whose condition holds is taken
   Transition next;                     // taken when no branch holds
   std::size_t index = 0;               // position in the file
@@ -88,11 +112,13 @@ struct Workflow {
   std::string file;
   std::vector<StageDef> stages;
   std::vector<StepDef> steps;
+  std::vector<Template> templates;
 
+  const Template* find_template(std::string_view name) const;
   const StepDef* find_step(std::string_view id) const;
   const StageDef* find_stage(std::string_view id) const;
   const StageDef& stage_of(const StepDef& step) const;
-  std::vector<std::string> plugins() const;  // every plugin a step names, without duplicates
+  std::vector<std::string> plugins() const;  // every plugin a step or message names, without duplicates
 };
 
 }  // namespace clinicflow::workflow

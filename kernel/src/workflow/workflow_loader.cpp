@@ -2,6 +2,8 @@
 
 #include "util/toml_json.hpp"
 
+#include <boost/json/value.hpp>
+
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -73,6 +75,7 @@ class WorkflowReader {
     auto workflow = std::make_shared<Workflow>();
     workflow->file = file_;
     read_identity(root, *workflow);
+    read_templates(root, *workflow);
     read_stages(root, *workflow);
     read_steps(root, *workflow);
     // Later checks run despite earlier errors, so one run reports every problem in the file.
@@ -80,8 +83,8 @@ class WorkflowReader {
     if (!workflow->steps.empty()) check_reachable(*workflow);
     std::stable_sort(errors_.begin(), errors_.end(),
                      [](const SourceError& a, const SourceError& b) { return std::tie(a.line, a.column) < std::tie(b.line, b.column); });
-    if (!errors_.empty()) return {nullptr, std::move(errors_)};
-    return {std::move(workflow), {}};
+    if (!errors_.empty()) return {nullptr, std::move(errors_), std::move(unanswered_plugins_)};
+    return {std::move(workflow), {}, {}};
   }
 
   SourceErrors& errors() { return errors_; }
@@ -191,7 +194,7 @@ class WorkflowReader {
   }
 
   void read_identity(const toml::table& root, Workflow& workflow) {
-    check_keys(root, {"id", "version", "title", "description", "stage", "step"}, "the workflow");
+    check_keys(root, {"id", "version", "title", "description", "template", "stage", "step"}, "the workflow");
     if (auto id = get_identifier(root, "id", true, "the workflow")) workflow.id = *id;
     if (const toml::node* version = get(root, "version", true, "the workflow")) {
       auto v = version->as_integer();
@@ -202,6 +205,33 @@ class WorkflowReader {
     }
     if (auto title = get_string(root, "title", true, "the workflow")) workflow.title = *title;
     if (auto description = get_string(root, "description", false, "")) workflow.description = *description;
+  }
+
+  void read_templates(const toml::table& root, Workflow& workflow) {
+    const toml::node* node = root.get("template");
+    if (!node) return;
+    const toml::table* templates = node->as_table();
+    if (!templates) {
+      error(*node, "'template' must be written as [template.<name>] sections");
+      return;
+    }
+    for (const auto& [key, value] : in_document_order(*templates)) {
+      std::string name(key->str());
+      const toml::table* table = value->as_table();
+      if (!table) {
+        error(*value, "template '" + name + "' must be a table: [template." + name + "]");
+        continue;
+      }
+      if (!is_identifier(name)) error(*value, "'" + name + "' is not a valid template name: use lower-case letters, digits and '_'");
+      check_keys(*table, {"subject", "body"}, "[template." + name + "]");
+      Template t;
+      t.name = name;
+      t.where = location_of(*table);
+      t.subject = get_string(*table, "subject", false, "").value_or("");
+      if (auto body = get_string(*table, "body", true, "template '" + name + "'")) t.body = *body;
+      template_tables_.push_back({name, table});
+      workflow.templates.push_back(std::move(t));
+    }
   }
 
   void read_stages(const toml::table& root, Workflow& workflow) {
@@ -255,7 +285,7 @@ class WorkflowReader {
     std::set<std::string> closed_stages;
     for (const toml::table* table : tables) {
       check_keys(*table, {"id", "title", "stage", "kind", "roles", "plugin", "settings", "due", "delay", "after", "next",
-                          "outcome", "reason", "field", "branch"},
+                          "outcome", "reason", "field", "branch", "message"},
                  "[[step]]");
       StepDef step;
       step.where = location_of(*table);
@@ -291,6 +321,7 @@ class WorkflowReader {
         step.open_after = *after;
         if (!step.open_delay) error(*table->get("after"), "'after' needs a 'delay' (how long after that step this one opens)");
       }
+      add_plugin_fields(*table, step);
       read_fields(*table, step);
       workflow.steps.push_back(std::move(step));
       step_tables_.push_back(table);
@@ -332,6 +363,60 @@ class WorkflowReader {
     }
   }
 
+  // A plugin named by a task contributes form fields (a route's vitals, a billing form). They come
+  // first; a workflow field of the same name is a mistake, not an override.
+  void add_plugin_fields(const toml::table& table, StepDef& step) {
+    if (step.plugin.empty() || !context_.plugin_fields) return;
+    if (context_.plugins && !context_.plugins->count(step.plugin)) return;  // reported already
+    const toml::node& where = *table.get("plugin");
+    std::string why;
+    auto fields = context_.plugin_fields(step.plugin, step.settings, why);
+    if (!fields) {
+      unanswered_plugins_.insert(step.plugin);
+      error(where, "cannot ask plugin '" + step.plugin + "' for the fields of step '" + step.id + "': " + why);
+      return;
+    }
+    for (const boost::json::value& value : *fields) {
+      std::string problem;
+      auto field = field_from_json(value, problem);
+      if (!field) {
+        error(where, "plugin '" + step.plugin + "' describes a field badly: " + problem);
+        continue;
+      }
+      if (step.find_field(field->name)) continue;  // a plugin repeating itself is harmless
+      field->where = location_of(where);
+      step.plugin_fields.push_back(field->name);
+      step.fields.push_back(std::move(*field));
+    }
+  }
+
+  static std::optional<FieldDef> field_from_json(const boost::json::value& value, std::string& problem) {
+    const boost::json::object* o = value.if_object();
+    if (!o) return problem = "a field must be an object", std::nullopt;
+    auto text = [&](std::string_view key) {
+      const boost::json::value* v = o->if_contains(key);
+      return v && v->is_string() ? std::string(v->get_string()) : std::string();
+    };
+    FieldDef field;
+    field.name = text("name");
+    if (!is_identifier(field.name)) return problem = "field name '" + field.name + "' is not valid", std::nullopt;
+    auto type = field_type_from_string(text("type"));
+    if (!type) return problem = "field '" + field.name + "' has an unknown type '" + text("type") + "'", std::nullopt;
+    field.type = *type;
+    field.label = text("label").empty() ? field.name : text("label");
+    field.unit = text("unit");
+    field.help = text("help");
+    if (const auto* v = o->if_contains("required"); v && v->is_bool()) field.required = v->get_bool();
+    if (const auto* v = o->if_contains("min"); v && v->is_number()) field.min = v->to_number<double>();
+    if (const auto* v = o->if_contains("max"); v && v->is_number()) field.max = v->to_number<double>();
+    if (const auto* v = o->if_contains("values"); v && v->is_array())
+      for (const auto& item : v->get_array())
+        if (item.is_string()) field.values.emplace_back(item.get_string());
+    if (field.type == FieldType::enumeration && field.values.empty())
+      return problem = "enum field '" + field.name + "' has no values", std::nullopt;
+    return field;
+  }
+
   void read_fields(const toml::table& table, StepDef& step) {
     for (const toml::table* field_table : get_tables(table, "field")) {
       check_keys(*field_table, {"name", "label", "type", "required", "min", "max", "values", "unit", "help"}, "[[step.field]]");
@@ -340,7 +425,9 @@ class WorkflowReader {
       auto name = get_identifier(*field_table, "name", true, "[[step.field]]");
       if (!name) continue;
       if (step.find_field(*name)) {
-        error(*field_table->get("name"), "step '" + step.id + "' has two fields named '" + *name + "'");
+        bool from_plugin = std::find(step.plugin_fields.begin(), step.plugin_fields.end(), *name) != step.plugin_fields.end();
+        error(*field_table->get("name"), from_plugin ? "field '" + *name + "' is already provided by plugin '" + step.plugin + "'"
+                                                     : "step '" + step.id + "' has two fields named '" + *name + "'");
         continue;
       }
       field.name = *name;
@@ -385,6 +472,7 @@ class WorkflowReader {
           branch.when = parse_condition(*when, *branch_table->get("when"), workflow, &step);
         step.branches.push_back(std::move(branch));
       }
+      for (const toml::table* message_table : get_tables(table, "message")) read_message(*message_table, workflow, step);
       if (table.get("reason") && !table.get("next") && !table.get("outcome"))
         error(*table.get("reason"), "'reason' goes with 'outcome'; step '" + step.id + "' has none");
       if (table.get("next") || table.get("outcome")) {
@@ -413,6 +501,65 @@ class WorkflowReader {
       auto last = std::find_if(workflow.steps.rbegin(), workflow.steps.rend(), [&](const StepDef& s) { return s.stage == stage.id; });
       stage.first_step = first->index;
       stage.last_step = last->index;
+    }
+    for (const auto& [name, table] : template_tables_) {
+      if (const toml::node* subject = table->get("subject")) check_placeholders(workflow.find_template(name)->subject, *subject, workflow);
+      if (const toml::node* body = table->get("body")) check_placeholders(workflow.find_template(name)->body, *body, workflow);
+    }
+  }
+
+  void read_message(const toml::table& table, const Workflow& workflow, StepDef& step) {
+    check_keys(table, {"on", "template", "via", "to", "address", "when", "delay", "before_open"}, "[[step.message]]");
+    MessageDef message;
+    message.where = location_of(table);
+    message.on = get_string(table, "on", false, "").value_or("completed");
+    if (message.on != "waiting" && message.on != "opened" && message.on != "completed")
+      error(*table.get("on"), "'on' must be \"waiting\", \"opened\" or \"completed\", not \"" + message.on + "\"");
+    if (auto name = get_string(table, "template", true, "a message")) {
+      message.template_name = *name;
+      if (!workflow.find_template(*name)) {
+        std::vector<std::string_view> known;
+        for (const auto& t : workflow.templates) known.push_back(t.name);
+        error(*table.get("template"), "no template '" + *name + "' (define it as [template." + *name + "])" + suggestion(*name, known));
+      }
+    }
+    if (auto via = get_string(table, "via", true, "a message")) {
+      message.via = *via;
+      if (context_.plugins && !context_.plugins->count(*via))
+        error(*table.get("via"), "no plugin '" + *via + "' is configured (add a [plugins." + *via + "] table to the server configuration)");
+      else if (context_.plugin_kind)
+        if (auto kind = context_.plugin_kind(*via); kind && *kind != "messaging")
+          error(*table.get("via"), "plugin '" + *via + "' is a " + *kind + " plugin; messages go through a messaging plugin");
+    }
+    message.to = get_string(table, "to", true, "a message").value_or("");
+    message.address = get_string(table, "address", false, "").value_or("");
+    if (const toml::node* address = table.get("address")) check_placeholders(message.address, *address, workflow);
+    message.delay = get_duration(table, "delay");
+    message.before_open = get_duration(table, "before_open");
+    if (message.before_open && message.on != "waiting")
+      error(*table.get("before_open"), "'before_open' needs on = \"waiting\": only a waiting step has an opening time ahead");
+    if (auto when = get_string(table, "when", false, "")) message.when = parse_condition(*when, *table.get("when"), workflow, &step);
+    step.messages.push_back(std::move(message));
+  }
+
+  // {{step.field}} must name a field that exists; {{case.id}}, {{case.patient_id}},
+  // {{case.repetition}} and {{opens_at}} are always there.
+  void check_placeholders(const std::string& text, const toml::node& node, const Workflow& workflow) {
+    for (std::size_t open = text.find("{{"); open != std::string::npos; open = text.find("{{", open + 2)) {
+      std::size_t close = text.find("}}", open);
+      if (close == std::string::npos) {
+        error(node, "a placeholder opened with '{{' is never closed with '}}'");
+        return;
+      }
+      std::string name = text.substr(open + 2, close - open - 2);
+      name.erase(0, name.find_first_not_of(' '));
+      name.erase(name.find_last_not_of(' ') + 1);
+      if (name == "case.id" || name == "case.patient_id" || name == "case.repetition" || name == "opens_at") continue;
+      auto dot = name.find('.');
+      const StepDef* step = dot == std::string::npos ? nullptr : workflow.find_step(name.substr(0, dot));
+      if (!step || !step->find_field(name.substr(dot + 1)))
+        error(node, "placeholder {{" + name + "}} names no field (write {{step.field}}, or {{case.id}}, {{case.patient_id}}, "
+                    "{{case.repetition}}, {{opens_at}})");
     }
   }
 
@@ -531,6 +678,8 @@ class WorkflowReader {
   const LoadContext& context_;
   SourceErrors errors_;
   std::vector<const toml::table*> step_tables_;
+  std::vector<std::pair<std::string, const toml::table*>> template_tables_;
+  std::set<std::string> unanswered_plugins_;
   struct UntilText {
     std::size_t stage_index;
     const toml::node* node;
@@ -547,7 +696,8 @@ LoadResult load_workflow_text(std::string_view text, const std::string& file_nam
     root = toml::parse(text, file_name);
   } catch (const toml::parse_error& e) {
     return {nullptr,
-            {{file_name, static_cast<int>(e.source().begin.line), static_cast<int>(e.source().begin.column), std::string(e.description())}}};
+            {{file_name, static_cast<int>(e.source().begin.line), static_cast<int>(e.source().begin.column), std::string(e.description())}},
+            {}};
   }
   WorkflowReader reader(file_name, context);
   return reader.read(root);
@@ -558,7 +708,7 @@ LoadResult load_workflow_file(const std::filesystem::path& file, const LoadConte
   if (!in) {
     std::error_code ec;
     std::string why = std::filesystem::exists(file, ec) ? "cannot be read" : "file not found";
-    return {nullptr, {{file.string(), 0, 0, why}}};
+    return {nullptr, {{file.string(), 0, 0, why}}, {}};
   }
   std::ostringstream text;
   text << in.rdbuf();

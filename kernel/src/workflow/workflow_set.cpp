@@ -14,7 +14,8 @@ std::optional<SourceError> WorkflowSet::add(std::shared_ptr<const Workflow> work
   return std::nullopt;
 }
 
-SourceErrors WorkflowSet::load_directory(const std::filesystem::path& dir, const LoadContext& context) {
+SourceErrors WorkflowSet::load_directory(const std::filesystem::path& dir, const LoadContext& context,
+                                         std::vector<std::string>* skipped) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) return {{dir.string(), 0, 0, "workflows directory not found"}};
   std::vector<std::filesystem::path> files;
@@ -24,6 +25,12 @@ SourceErrors WorkflowSet::load_directory(const std::filesystem::path& dir, const
   SourceErrors errors;
   for (const auto& file : files) {
     LoadResult result = load_workflow_file(file, context);
+    if (skipped && !result.workflow && !result.unanswered_plugins.empty()) {
+      std::string names;
+      for (const auto& p : result.unanswered_plugins) names += (names.empty() ? "" : ", ") + p;
+      skipped->push_back(file.string() + ": needs plugin(s) " + names);
+      continue;
+    }
     errors.insert(errors.end(), result.errors.begin(), result.errors.end());
     if (result.workflow)
       if (auto duplicate = add(result.workflow)) errors.push_back(*duplicate);

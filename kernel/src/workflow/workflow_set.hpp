@@ -19,8 +19,11 @@ class WorkflowSet {
   std::optional<SourceError> add(std::shared_ptr<const Workflow> workflow);
 
   // Loads every *.toml file in `dir` (sorted by name). Files with errors are skipped and their
-  // errors returned; the caller decides whether that is fatal.
-  SourceErrors load_directory(const std::filesystem::path& dir, const LoadContext& context);
+  // errors returned; the caller decides whether that is fatal. With `skipped` given, a file whose
+  // only trouble may be a plugin that failed to load is skipped without counting as an error, and
+  // named there with the plugins it needs ("file: needs plugin(s) a, b").
+  SourceErrors load_directory(const std::filesystem::path& dir, const LoadContext& context,
+                              std::vector<std::string>* skipped = nullptr);
 
   // `version` absent: the highest version of that id.
   std::shared_ptr<const Workflow> find(std::string_view id, std::optional<int> version = std::nullopt) const;
