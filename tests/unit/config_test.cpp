@@ -4,6 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <unistd.h>
+
 #include <boost/json/serialize.hpp>
 
 #include <string>
@@ -86,7 +89,14 @@ TEST_CASE("the shipped config file loads with the documented defaults", "[config
   CHECK_FALSE(config.log_file);
   CHECK(config.log_path() == std::filesystem::path("var/clinicflow.log"));
   CHECK(config.synchronous == "full");
-  CHECK(config.plugins.empty());
+  CHECK(config.plugin_timeout == 10'000);
+  CHECK(config.delivery_max_attempts == 8);
+  CHECK(config.delivery_first_retry == 30'000);
+  CHECK(config.delivery_max_retry == 3'600'000);
+  // Only the embedded messaging default is on: the others need the clinic's clinical settings.
+  REQUIRE(config.plugins.size() == 1);
+  CHECK(config.plugins[0].name == "outbox_file");
+  CHECK(config.plugins[0].settings.at("path") == "var/outbox.jsonl");
   check_default_roles(config.roles);
 
   SECTION("its roles are exactly the built-in defaults, descriptions included") {
@@ -455,4 +465,36 @@ TEST_CASE("listen addresses: what is accepted and what is not", "[config]") {
   const SourceErrors errors = errors_of(unbracketed);
   REQUIRE(errors.size() == 1);
   CHECK_THAT(errors[0].message, Catch::Matchers::Contains("an IPv6 host goes in brackets"));
+}
+
+TEST_CASE("plugin timeout and message delivery settings are read and checked", "[config]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("clinicflow-config-delivery-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto file = dir / "delivery.toml";
+  {
+    std::ofstream out(file);
+    out << "[server]\nplugin_timeout = \"2s\"\n[delivery]\nmax_attempts = 3\nfirst_retry = \"1m\"\nmax_retry = \"2h\"\n";
+  }
+  const ServerConfig config = load_config_file(file);
+  CHECK(config.plugin_timeout == 2'000);
+  CHECK(config.delivery_max_attempts == 3);
+  CHECK(config.delivery_first_retry == 60'000);
+  CHECK(config.delivery_max_retry == 7'200'000);
+  {
+    std::ofstream out(file);
+    out << "[server]\nplugin_timeout = \"soon\"\n[delivery]\nmax_attempts = 0\nretries = 2\n";
+  }
+  try {
+    load_config_file(file);
+    FAIL("accepted bad delivery settings");
+  } catch (const ConfigError& e) {
+    REQUIRE(e.errors().size() == 3);
+    CHECK(e.errors()[0].line == 2);
+    CHECK(e.errors()[0].message.find("'plugin_timeout' = \"soon\" is not a duration") != std::string::npos);
+    CHECK(e.errors()[1].line == 4);
+    CHECK(e.errors()[1].message == "'max_attempts' must be a whole number from 1 to 100");
+    CHECK(e.errors()[2].line == 5);
+    CHECK(e.errors()[2].message.find("unknown key 'retries' in [delivery]") != std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
 }

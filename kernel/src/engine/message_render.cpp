@@ -2,6 +2,7 @@
 
 #include <boost/json/serialize.hpp>
 
+#include <charconv>
 #include <cmath>
 
 namespace clinicflow::engine {
@@ -16,8 +17,9 @@ std::string plain(const boost::json::value& v) {
     case boost::json::kind::double_: {
       double d = v.get_double();
       if (d == std::floor(d) && std::fabs(d) < 1e15) return std::to_string(static_cast<long long>(d));
-      std::string s = boost::json::serialize(v);
-      return s;
+      char buf[32];
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed);
+      return ec == std::errc() ? std::string(buf, end) : boost::json::serialize(v);
     }
     case boost::json::kind::null: return "";
     default: return boost::json::serialize(v);

@@ -49,6 +49,15 @@ std::string_view json_kind(const json::value& v) {
   }
 }
 
+std::string_view type_phrase(std::string_view type) {
+  if (type == "integer") return "a whole number";
+  if (type == "number") return "a number";
+  if (type == "boolean") return "true or false";
+  if (type == "array") return "a list";
+  if (type == "table") return "a table";
+  return "a string";
+}
+
 // Libraries whose plugin never returned from a call cannot be unloaded safely: the thread is
 // still inside their code. They are kept loaded until the process exits.
 std::vector<boost::dll::shared_library>& kept_libraries() {
@@ -61,30 +70,35 @@ std::vector<boost::dll::shared_library>& kept_libraries() {
 // One loaded plugin: its library, its instance, and the worker thread that runs its calls one at
 // a time, so that a call past its deadline can be abandoned without blocking the caller.
 struct PluginHost::Loaded {
+  // What the worker thread and queued calls use. Shared, so that it outlives this object when a
+  // call never returns and the thread has to be left behind at shutdown.
+  struct Worker {
+    clinicflow_plugin_call_fn call = nullptr;
+    clinicflow_plugin_free_fn free_text = nullptr;
+    void* instance = nullptr;
+    std::mutex mutex;
+    std::condition_variable wake;
+    std::deque<std::function<void()>> jobs;
+    bool stopping = false;
+    bool stuck = false;  // a call ran past its deadline and has not returned yet
+  };
+
   std::string name;
   boost::dll::shared_library library;
   clinicflow_plugin_destroy_fn destroy = nullptr;
-  clinicflow_plugin_call_fn call = nullptr;
-  clinicflow_plugin_free_fn free_text = nullptr;
-  void* instance = nullptr;
-
-  std::mutex mutex;
-  std::condition_variable wake;
-  std::deque<std::function<void()>> jobs;
-  bool stopping = false;
-  bool stuck = false;  // a call ran past its deadline and has not returned yet
-  std::thread worker;
+  std::shared_ptr<Worker> worker = std::make_shared<Worker>();
+  std::thread thread;
 
   void start() {
-    worker = std::thread([this] {
+    thread = std::thread([w = worker] {
       for (;;) {
         std::function<void()> job;
         {
-          std::unique_lock lock(mutex);
-          wake.wait(lock, [this] { return stopping || !jobs.empty(); });
-          if (jobs.empty()) return;
-          job = std::move(jobs.front());
-          jobs.pop_front();
+          std::unique_lock lock(w->mutex);
+          w->wake.wait(lock, [&] { return w->stopping || !w->jobs.empty(); });
+          if (w->jobs.empty()) return;
+          job = std::move(w->jobs.front());
+          w->jobs.pop_front();
         }
         job();
       }
@@ -94,20 +108,22 @@ struct PluginHost::Loaded {
   ~Loaded() {
     bool abandoned;
     {
-      std::lock_guard lock(mutex);
-      stopping = true;
-      abandoned = stuck;
+      std::lock_guard lock(worker->mutex);
+      worker->stopping = true;
+      abandoned = worker->stuck;
     }
-    wake.notify_all();
-    if (!worker.joinable()) return;
+    worker->wake.notify_all();
+    if (!thread.joinable()) return;
     if (abandoned) {
+      // The thread is still inside the plugin: it keeps `worker` alive, and the library stays
+      // loaded; the instance is never destroyed.
       spdlog::warn("plugin {} is still inside a call; leaving it loaded", name);
-      worker.detach();
+      thread.detach();
       kept_libraries().push_back(std::move(library));
       return;
     }
-    worker.join();
-    if (instance) destroy(instance);
+    thread.join();
+    if (worker->instance) destroy(worker->instance);
   }
 };
 
@@ -125,18 +141,24 @@ SourceErrors PluginHost::load(const std::vector<config::PluginConfig>& configs, 
       info.status = "failed";
       info.error = reason;
       errors.push_back({config_file, pc.line, pc.column, "plugin '" + pc.name + "': " + reason});
-      spdlog::error("plugin {}: {}", pc.name, reason);
     };
     json::object settings = pc.settings;
     std::string library = pc.name;
     if (const json::value* v = settings.if_contains("library")) {
       if (!v->is_string() || v->get_string().empty()) {
         fail("'library' must be the plugin's file name without .so");
+        std::lock_guard lock(mutex_);
         infos_.push_back(info);
         continue;
       }
       library = std::string(v->get_string());
       settings.erase("library");
+      if (library.find('/') != std::string::npos || library.find("..") != std::string::npos) {
+        fail("'library' must be a file name in the plugins directory, without '/' or '..'");
+        std::lock_guard lock(mutex_);
+        infos_.push_back(info);
+        continue;
+      }
     }
     std::filesystem::path file = options_.dir / (library + ".so");
     info.file = file.string();
@@ -150,7 +172,11 @@ SourceErrors PluginHost::load(const std::vector<config::PluginConfig>& configs, 
       try {
         loaded->library.load(file, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
       } catch (const std::system_error& e) {
-        return fail(file.string() + " is not a loadable shared library: " + e.what());
+        // Boost.DLL appends the errno text, which says nothing here: the loader's message does.
+        std::string why = e.what();
+        if (std::string suffix = ": " + e.code().message(); why.size() > suffix.size() && why.ends_with(suffix))
+          why.resize(why.size() - suffix.size());
+        return fail(file.string() + " is not a loadable shared library: " + why);
       }
       for (const char* symbol : kSymbols)
         if (!loaded->library.has(symbol))
@@ -189,8 +215,8 @@ SourceErrors PluginHost::load(const std::vector<config::PluginConfig>& configs, 
           known.insert(name);
           if (const json::value* given = settings.if_contains(name)) {
             if (!has_type(*given, type))
-              problems.push_back("setting '" + name + "' must be " + (type == "integer" ? "a whole number" : "a " + type) +
-                                 ", not " + std::string(json_kind(*given)));
+              problems.push_back("setting '" + name + "' must be " + std::string(type_phrase(type)) + ", not " +
+                                 std::string(json_kind(*given)));
             else if (type == "number" && !given->is_double())
               settings[name] = given->to_number<double>();  // 1 in TOML is an integer; the plugin asked for a number
           } else if (const json::value* fallback = spec.if_contains("default"); fallback && !fallback->is_null()) {
@@ -214,16 +240,17 @@ SourceErrors PluginHost::load(const std::vector<config::PluginConfig>& configs, 
 
       char* error = nullptr;
       std::string settings_json = json::serialize(settings);
-      loaded->instance = loaded->library.get<void*(const char*, char**)>(CLINICFLOW_SYMBOL_CREATE)(settings_json.c_str(), &error);
+      void* instance = loaded->library.get<void*(const char*, char**)>(CLINICFLOW_SYMBOL_CREATE)(settings_json.c_str(), &error);
       auto* free_text = &loaded->library.get<void(char*)>(CLINICFLOW_SYMBOL_FREE);
-      if (!loaded->instance) {
+      if (!instance) {
         std::string why = error ? error : "no reason given";
         if (error) free_text(error);
         return fail("could not be created with its settings: " + why);
       }
       loaded->destroy = &loaded->library.get<void(void*)>(CLINICFLOW_SYMBOL_DESTROY);
-      loaded->call = &loaded->library.get<int(void*, const char*, const char*, char**)>(CLINICFLOW_SYMBOL_CALL);
-      loaded->free_text = free_text;
+      loaded->worker->instance = instance;
+      loaded->worker->call = &loaded->library.get<int(void*, const char*, const char*, char**)>(CLINICFLOW_SYMBOL_CALL);
+      loaded->worker->free_text = free_text;
       loaded->start();
       info.status = "loaded";
       std::lock_guard lock(mutex_);
@@ -263,8 +290,9 @@ std::optional<std::string> PluginHost::unavailable(std::string_view plugin) cons
 }
 
 json::object PluginHost::invoke(std::string_view plugin, const char* method, const json::object& request) {
-  Loaded* p = find(plugin);
-  if (!p) throw std::runtime_error("plugin '" + std::string(plugin) + "' is unavailable");
+  Loaded* loaded = find(plugin);
+  if (!loaded) throw std::runtime_error("plugin '" + std::string(plugin) + "' is unavailable");
+  std::shared_ptr<Loaded::Worker> p = loaded->worker;
   struct CallState {
     std::mutex mutex;
     std::condition_variable done_cv;
@@ -313,7 +341,12 @@ engine::PluginDecision PluginHost::call(const engine::PluginCall& c) {
   json::object request{{"case_id", c.case_id},       {"step", c.step},           {"step_settings", c.settings},
                        {"case_data", c.case_data},   {"repetition", c.repetition}, {"now", format_rfc3339(c.now)}};
   if (c.submitted) request["submitted"] = *c.submitted;
-  json::object answer = invoke(c.plugin, c.submitted ? "review" : "run", request);
+  json::object answer;
+  try {
+    answer = invoke(c.plugin, c.submitted ? "review" : "run", request);
+  } catch (const std::exception& e) {
+    return {engine::PluginDecision::Status::failed, {}, e.what()};  // the message names the plugin already
+  }
 
   // The kernel never trusts a plugin's answer: check its shape before anything is recorded.
   auto malformed = [&](const std::string& what) {

@@ -137,7 +137,7 @@ std::string format_duration(Duration d) {
       d %= size;
     }
   }
-  if (out.empty()) out = std::to_string(d) + "ms";
+  if (d > 0 || out.empty()) out += (out.empty() ? "" : " ") + std::to_string(d) + "ms";
   return out;
 }
 

@@ -369,6 +369,12 @@ class WorkflowReader {
     if (step.plugin.empty() || !context_.plugin_fields) return;
     if (context_.plugins && !context_.plugins->count(step.plugin)) return;  // reported already
     const toml::node& where = *table.get("plugin");
+    if (context_.plugin_kind)
+      if (auto kind = context_.plugin_kind(step.plugin); kind && *kind == "messaging") {
+        error(where, "plugin '" + step.plugin + "' is a messaging plugin: a step takes a route or billing plugin, and "
+                     "messages name theirs with 'via'");
+        return;
+      }
     std::string why;
     auto fields = context_.plugin_fields(step.plugin, step.settings, why);
     if (!fields) {

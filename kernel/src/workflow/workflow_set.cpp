@@ -28,7 +28,9 @@ SourceErrors WorkflowSet::load_directory(const std::filesystem::path& dir, const
     if (skipped && !result.workflow && !result.unanswered_plugins.empty()) {
       std::string names;
       for (const auto& p : result.unanswered_plugins) names += (names.empty() ? "" : ", ") + p;
-      skipped->push_back(file.string() + ": needs plugin(s) " + names);
+      std::string entry = file.string() + ": needs plugin(s) " + names + " that could not be asked; its errors:";
+      for (const auto& e : result.errors) entry += "\n  " + e.to_string();
+      skipped->push_back(std::move(entry));
       continue;
     }
     errors.insert(errors.end(), result.errors.begin(), result.errors.end());
