@@ -75,12 +75,14 @@ struct PluginHost::Loaded {
   struct Worker {
     clinicflow_plugin_call_fn call = nullptr;
     clinicflow_plugin_free_fn free_text = nullptr;
+    clinicflow_plugin_destroy_fn destroy = nullptr;
     void* instance = nullptr;
     std::mutex mutex;
     std::condition_variable wake;
     std::deque<std::function<void()>> jobs;
     bool stopping = false;
-    bool stuck = false;  // a call ran past its deadline and has not returned yet
+    bool stuck = false;      // a call ran past its deadline and has not returned yet
+    bool abandoned = false;  // the host went while stuck: the thread destroys the instance when the call returns
   };
 
   std::string name;
@@ -96,7 +98,10 @@ struct PluginHost::Loaded {
         {
           std::unique_lock lock(w->mutex);
           w->wake.wait(lock, [&] { return w->stopping || !w->jobs.empty(); });
-          if (w->jobs.empty()) return;
+          if (w->jobs.empty()) {
+            if (w->abandoned && w->instance) w->destroy(w->instance);  // its library is never unloaded
+            return;
+          }
           job = std::move(w->jobs.front());
           w->jobs.pop_front();
         }
@@ -110,13 +115,14 @@ struct PluginHost::Loaded {
     {
       std::lock_guard lock(worker->mutex);
       worker->stopping = true;
-      abandoned = worker->stuck;
+      abandoned = worker->abandoned = worker->stuck;
+      worker->jobs.clear();  // calls queued behind the stuck one will never be awaited
     }
     worker->wake.notify_all();
     if (!thread.joinable()) return;
     if (abandoned) {
-      // The thread is still inside the plugin: it keeps `worker` alive, and the library stays
-      // loaded; the instance is never destroyed.
+      // The thread is still inside the plugin: it keeps `worker` alive and destroys the instance
+      // when the call returns; the library stays loaded for good.
       spdlog::warn("plugin {} is still inside a call; leaving it loaded", name);
       thread.detach();
       kept_libraries().push_back(std::move(library));
@@ -251,6 +257,7 @@ SourceErrors PluginHost::load(const std::vector<config::PluginConfig>& configs, 
       loaded->worker->instance = instance;
       loaded->worker->call = &loaded->library.get<int(void*, const char*, const char*, char**)>(CLINICFLOW_SYMBOL_CALL);
       loaded->worker->free_text = free_text;
+      loaded->worker->destroy = loaded->destroy;
       loaded->start();
       info.status = "loaded";
       std::lock_guard lock(mutex_);
