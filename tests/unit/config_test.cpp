@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <unistd.h>
 
@@ -495,6 +496,46 @@ TEST_CASE("plugin timeout and message delivery settings are read and checked", "
     CHECK(e.errors()[1].message == "'max_attempts' must be a whole number from 1 to 100");
     CHECK(e.errors()[2].line == 5);
     CHECK(e.errors()[2].message.find("unknown key 'retries' in [delivery]") != std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("API limits and role methods are read and checked", "[config]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("clinicflow-config-api-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto file = dir / "api.toml";
+  {
+    std::ofstream out(file);
+    out << "[api]\nmax_message_bytes = 1024\nmax_connections = 8\nrequests_per_second = 50\nidle_timeout = \"2m\"\n"
+           "auth_timeout = \"5s\"\nmax_queued_bytes = 4096\n"
+           "[roles.nurse]\nmethods = [\"case.get\", \"case.submit\"]\n[roles.scheduler]\ndescription = \"Books sessions\"\n"
+           "[roles.admin]\n";
+  }
+  const ServerConfig config = load_config_file(file);
+  CHECK(config.api_max_message_bytes == 1024);
+  CHECK(config.api_max_connections == 8);
+  CHECK(config.api_requests_per_second == 50);
+  CHECK(config.api_idle_timeout == 120'000);
+  CHECK(config.api_auth_timeout == 5'000);
+  CHECK(config.api_max_queued_bytes == 4096);
+  REQUIRE(config.roles.size() == 3);
+  CHECK(config.roles[0].methods == std::vector<std::string>{"case.get", "case.submit"});
+  CHECK(config.roles[1].methods == default_methods("scheduler"));  // a new role reads only
+  CHECK(std::find(config.roles[1].methods.begin(), config.roles[1].methods.end(), "case.submit") == config.roles[1].methods.end());
+  CHECK(config.roles[2].methods == std::vector<std::string>{"*"});
+  {
+    std::ofstream out(file);
+    out << "[api]\nmax_connections = 0\nlimit = 3\n[roles.nurse]\nmethods = \"case.get\"\n";
+  }
+  try {
+    load_config_file(file);
+    FAIL("accepted bad API settings");
+  } catch (const ConfigError& e) {
+    REQUIRE(e.errors().size() == 3);
+    CHECK(e.errors()[0].message == "'max_connections' must be a whole number from 1 to 100000");
+    CHECK(e.errors()[1].message.find("unknown key 'limit' in [api]") != std::string::npos);
+    CHECK(e.errors()[2].message.find("'methods' must be a list of API method names") != std::string::npos);
+    CHECK(e.errors()[2].line == 5);
   }
   std::filesystem::remove_all(dir);
 }

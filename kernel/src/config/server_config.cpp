@@ -28,13 +28,15 @@ constexpr std::array kLogLevels{"trace"sv, "debug"sv, "info"sv, "warn"sv, "error
 constexpr std::array kClockModes{"real"sv, "virtual"sv};
 constexpr std::array kSynchronousModes{"full"sv, "normal"sv};
 
-constexpr std::array kSections{"server"sv, "paths"sv, "log"sv, "storage"sv, "delivery"sv, "roles"sv, "plugins"sv};
+constexpr std::array kSections{"server"sv, "paths"sv, "log"sv, "storage"sv, "delivery"sv, "api"sv, "roles"sv, "plugins"sv};
 constexpr std::array kServerKeys{"listen"sv, "clock"sv, "strict"sv, "plugin_timeout"sv};
 constexpr std::array kDeliveryKeys{"max_attempts"sv, "first_retry"sv, "max_retry"sv};
 constexpr std::array kPathsKeys{"data_dir"sv, "database"sv, "workflows_dir"sv, "plugins_dir"sv};
 constexpr std::array kLogKeys{"level"sv, "file"sv};
 constexpr std::array kStorageKeys{"synchronous"sv};
-constexpr std::array kRoleKeys{"description"sv};
+constexpr std::array kRoleKeys{"description"sv, "methods"sv};
+constexpr std::array kApiKeys{"max_message_bytes"sv, "max_connections"sv, "requests_per_second"sv, "idle_timeout"sv,
+                              "auth_timeout"sv, "max_queued_bytes"sv, "tls_cert"sv, "tls_key"sv};
 
 const char* const kLogLevelList = "trace, debug, info, warn, error, critical, off";
 const char* const kListenRule = "must be HOST:PORT with a port from 0 to 65535 (0: any free port)";
@@ -43,13 +45,15 @@ const char* const kNameRule = "must start with a lowercase letter and contain on
 std::vector<RoleConfig> default_roles() {
   // Kept in step with the [roles.*] tables of config/clinicflow.toml, so a config file that leaves
   // roles out behaves exactly like the shipped one.
-  return {
-      {"frontdesk", "Registers patients, opens cases and books appointments."},
-      {"nurse", "Records vitals and assessments and carries out nursing steps."},
-      {"prescriber", "Orders and adjusts medication and signs clinical decisions."},
-      {"billing", "Reviews charges, insurance coverage and prior authorisations."},
-      {"admin", "Manages staff accounts, roles, workflows and plugins."},
+  std::vector<RoleConfig> roles{
+      {"frontdesk", "Registers patients, opens cases and books appointments.", {}},
+      {"nurse", "Records vitals and assessments and carries out nursing steps.", {}},
+      {"prescriber", "Orders and adjusts medication and signs clinical decisions.", {}},
+      {"billing", "Reviews charges, insurance coverage and prior authorisations.", {}},
+      {"admin", "Manages staff accounts, roles, workflows and plugins.", {}},
   };
+  for (auto& role : roles) role.methods = default_methods(role.name);
+  return roles;
 }
 
 template <std::size_t N>
@@ -208,6 +212,23 @@ std::string log_level_problem(std::string_view what, std::string_view text) {
   return std::string(what) + " must be one of " + kLogLevelList + ", not " + quote_value(text);
 }
 
+}  // namespace
+
+std::vector<std::string> default_methods(const std::string& role) {
+  // Every staff member may read what their work needs; writing is by role. Step roles in the
+  // workflow still decide who may complete each step.
+  std::vector<std::string> methods{"auth.login",  "workflow.list", "workflow.get", "patient.get",     "case.get",
+                                   "case.list",   "case.history",  "subscribe",    "unsubscribe",     "clock.now",
+                                   "plugin.list", "billing.summary", "messages.list"};
+  if (role == "admin") return {"*"};
+  if (role == "frontdesk") methods.insert(methods.end(), {"patient.create", "case.open", "case.submit", "case.close"});
+  if (role == "nurse" || role == "billing") methods.insert(methods.end(), {"case.submit", "case.retry"});
+  if (role == "prescriber") methods.insert(methods.end(), {"case.submit", "case.retry", "case.close"});
+  return methods;
+}
+
+namespace {
+
 class Loader {
  public:
   explicit Loader(std::string file_name) : file_name_(std::move(file_name)) {}
@@ -232,6 +253,8 @@ class Loader {
         read_storage(*table);
       } else if (name == "delivery") {
         read_delivery(*table);
+      } else if (name == "api") {
+        read_api(*table);
       } else if (name == "roles") {
         read_roles(*table);
       } else if (name == "plugins") {
@@ -405,6 +428,29 @@ class Loader {
     }
   }
 
+  void read_positive(const TomlEntry& entry, std::int64_t max, auto& target) {
+    const auto* value = entry.node->as_integer();
+    if (!value || value->get() < 1 || value->get() > max)
+      error(entry.node->source(), "'" + std::string(entry.key->str()) + "' must be a whole number from 1 to " + std::to_string(max));
+    else
+      target = static_cast<std::remove_reference_t<decltype(target)>>(value->get());
+  }
+
+  void read_api(const toml::table& table) {
+    for (const TomlEntry& entry : in_document_order(table)) {
+      const std::string_view key = entry.key->str();
+      if (key == "max_message_bytes") read_positive(entry, 64LL * 1024 * 1024, config_.api_max_message_bytes);
+      else if (key == "max_connections") read_positive(entry, 100'000, config_.api_max_connections);
+      else if (key == "requests_per_second") read_positive(entry, 1'000'000, config_.api_requests_per_second);
+      else if (key == "max_queued_bytes") read_positive(entry, 1024LL * 1024 * 1024, config_.api_max_queued_bytes);
+      else if (key == "idle_timeout") read_duration(entry, config_.api_idle_timeout);
+      else if (key == "auth_timeout") read_duration(entry, config_.api_auth_timeout);
+      else if (key == "tls_cert") read_path(entry, config_.tls_cert, true);
+      else if (key == "tls_key") read_path(entry, config_.tls_key, true);
+      else report_unknown_key(entry, "api", kApiKeys);
+    }
+  }
+
   void read_storage(const toml::table& table) {
     for (const TomlEntry& entry : in_document_order(table)) {
       if (entry.key->str() == "synchronous") {
@@ -430,15 +476,28 @@ class Loader {
         continue;
       }
       if (!is_valid_name(name)) error(entry.key->source(), "role name '" + name + "' " + kNameRule);
-      RoleConfig role{name, ""};
+      RoleConfig role{name, "", {}};
+      bool methods_set = false;
       const std::string section = "roles." + name;
       for (const TomlEntry& field : in_document_order(*table)) {
         if (field.key->str() == "description") {
           if (const auto text = read_string(field)) role.description = *text;
+        } else if (field.key->str() == "methods") {
+          const toml::array* list = field.node->as_array();
+          if (!list) {
+            error(field.node->source(), "'methods' must be a list of API method names, such as [\"case.get\", \"case.submit\"]");
+            continue;
+          }
+          methods_set = true;
+          for (const auto& item : *list) {
+            if (const auto* text = item.as_string()) role.methods.push_back(text->get());
+            else error(item.source(), "'methods' must hold only method names in quotes");
+          }
         } else {
           report_unknown_key(field, section, kRoleKeys);
         }
       }
+      if (!methods_set) role.methods = default_methods(role.name);
       config_.roles.push_back(std::move(role));
     }
   }

@@ -17,7 +17,13 @@ namespace clinicflow::config {
 struct RoleConfig {
   std::string name;
   std::string description;
+  // API methods the role may call ("*": all). Unset in the file: the built-in list for the five
+  // default role names (default_methods), the read-only list for any other role.
+  std::vector<std::string> methods;
 };
+
+// The API methods a role may call when its table does not say (see docs/configuration.md).
+std::vector<std::string> default_methods(const std::string& role);
 
 struct PluginConfig {
   std::string name;              // the table name in [plugins.<name>]
@@ -49,6 +55,15 @@ struct ServerConfig {
   // [log]
   std::string log_level = "info";  // trace | debug | info | warn | error | critical | off
   std::optional<std::filesystem::path> log_file;  // unset: <data_dir>/clinicflow.log; "": console only
+
+  // [api]: limits of the WebSocket API, all with safe defaults
+  std::int64_t api_max_message_bytes = 4 * 1024 * 1024;  // a larger frame closes the connection (1009)
+  int api_max_connections = 256;
+  int api_requests_per_second = 2000;  // per connection, with a burst of twice that
+  std::int64_t api_idle_timeout = 300'000;  // ms without a frame
+  std::int64_t api_auth_timeout = 10'000;   // ms to authenticate after connecting
+  std::int64_t api_max_queued_bytes = 16 * 1024 * 1024;  // outgoing bytes a slow reader may leave unread
+  std::filesystem::path tls_cert, tls_key;  // both set: wss:// only
 
   // [storage]
   std::string synchronous = "full";  // "full" | "normal"
