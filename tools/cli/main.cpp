@@ -1,10 +1,18 @@
 // clinicflow: the command-line companion of the server.
+#include "api/auth_store.hpp"
 #include "app/logging.hpp"
+#include "engine/clock.hpp"
+#include "store/sqlite_case_store.hpp"
+#include "ws_client.hpp"
 #include "config/server_config.hpp"
 #include "plugins/plugin_host.hpp"
 #include "workflow/workflow_set.hpp"
 
+#include <boost/json.hpp>
+
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -22,6 +30,17 @@ commands:
       configuration (default: config/clinicflow.toml when it exists), whose plugins are
       loaded from its plugins_dir so that the form fields they add are checked too.
       Exit status: 0 all valid, 1 errors found, 2 usage or configuration problem.
+
+  token create --user USER --roles ROLE[,ROLE...] [--config FILE]
+  token revoke TOKEN_ID [--config FILE]
+      Creates a token (printed once; only its hash is stored) or revokes one, in the database
+      of the server configuration (default: config/clinicflow.toml). Revocation takes effect
+      at a live connection's next request.
+
+  call METHOD ['{json params}'] [--url ws://127.0.0.1:8470/v1/ws] [--token TOKEN]
+      Sends one JSON-RPC request to a running server and prints the answer. The token comes
+      from --token, else $CLINICFLOW_TOKEN, else var/admin.token.
+      Exit status: 0 a result, 1 an error answer, 2 usage or connection problem.
 )";
 
 int validate(const std::vector<std::string>& args) {
@@ -91,6 +110,104 @@ int validate(const std::vector<std::string>& args) {
   return 0;
 }
 
+int token(const std::vector<std::string>& args) {
+  std::filesystem::path config_file = "config/clinicflow.toml";
+  std::string user, roles_text, token_id;
+  std::vector<std::string> positional;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    bool has_value = i + 1 < args.size();
+    if (args[i] == "--config" && has_value) config_file = args[++i];
+    else if (args[i] == "--user" && has_value) user = args[++i];
+    else if (args[i] == "--roles" && has_value) roles_text = args[++i];
+    else if (args[i].starts_with("--")) return std::cerr << "clinicflow token: unknown option '" << args[i] << "'\n" << kUsage, 2;
+    else positional.push_back(args[i]);
+  }
+  if (positional.empty() || (positional[0] != "create" && positional[0] != "revoke"))
+    return std::cerr << "clinicflow token: say 'create' or 'revoke'\n" << kUsage, 2;
+  config::ServerConfig config;
+  try {
+    config = config::load_config_file(config_file);
+  } catch (const config::ConfigError& e) {
+    for (const auto& error : e.errors()) std::cerr << error.to_string() << "\n";
+    return 2;
+  }
+  try {
+    store::SqliteCaseStore store({config.database_path(), config.synchronous});  // creates and migrates the schema
+    engine::RealClock clock;
+    api::SqliteAuthStore auth({config.database_path(), config.synchronous}, clock);
+    if (positional[0] == "create") {
+      std::vector<std::string> roles;
+      for (std::size_t start = 0; start <= roles_text.size();) {
+        std::size_t comma = roles_text.find(',', start);
+        std::string role = roles_text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (!role.empty()) roles.push_back(role);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+      if (user.empty() || roles.empty()) return std::cerr << "clinicflow token create: give --user and --roles\n", 2;
+      for (const auto& role : roles)
+        if (std::none_of(config.roles.begin(), config.roles.end(), [&](const auto& r) { return r.name == role; }))
+          return std::cerr << "clinicflow token create: no role '" << role << "' in " << config_file.string() << "\n", 2;
+      auto created = auth.create_token(user, roles);
+      std::cout << "token_id " << created.token_id << "\ntoken    " << created.token
+                << "\n(the token is shown only now; only its hash is stored)\n";
+      return 0;
+    }
+    if (positional.size() != 2) return std::cerr << "clinicflow token revoke: give the token id\n", 2;
+    if (!auth.revoke_token(positional[1])) return std::cerr << "clinicflow token revoke: no active token '" << positional[1] << "'\n", 1;
+    std::cout << "revoked " << positional[1] << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "clinicflow token: " << e.what() << "\n";
+    return 2;
+  }
+}
+
+int call(const std::vector<std::string>& args) {
+  std::string url = "ws://127.0.0.1:8470/v1/ws";
+  std::optional<std::string> token;
+  std::vector<std::string> positional;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if ((args[i] == "--url" || args[i] == "--token") && i + 1 < args.size()) {
+      (args[i] == "--url" ? url : token.emplace()) = args[i + 1];
+      ++i;
+    } else if (args[i].starts_with("--")) {
+      std::cerr << "clinicflow call: unknown option '" << args[i] << "'\n" << kUsage;
+      return 2;
+    } else {
+      positional.push_back(args[i]);
+    }
+  }
+  if (positional.empty() || positional.size() > 2) {
+    std::cerr << "clinicflow call: give a method and, optionally, its parameters as JSON\n" << kUsage;
+    return 2;
+  }
+  boost::system::error_code ec;
+  boost::json::value params = positional.size() == 2 ? boost::json::parse(positional[1], ec) : boost::json::object{};
+  if (ec || !(params.is_object() || params.is_array())) {
+    std::cerr << "clinicflow call: the parameters must be a JSON object or array\n";
+    return 2;
+  }
+  if (!token) {
+    if (const char* env = std::getenv("CLINICFLOW_TOKEN"); env && *env) token = env;
+    else if (std::ifstream in("var/admin.token"); in) {
+      std::string line;
+      std::getline(in, line);
+      if (!line.empty()) token = line;
+    }
+  }
+  boost::json::object request{{"jsonrpc", "2.0"}, {"id", 1}, {"method", positional[0]}, {"params", params}};
+  try {
+    std::string answer = cli::ws_request(url, token, boost::json::serialize(request), std::chrono::seconds(30));
+    boost::json::value parsed = boost::json::parse(answer, ec);
+    std::cout << answer << "\n";
+    return !ec && parsed.is_object() && parsed.as_object().contains("result") ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::cerr << "clinicflow call: " << e.what() << "\n";
+    return 2;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -103,6 +220,8 @@ int main(int argc, char** argv) {
   std::string command = args[0];
   args.erase(args.begin());
   if (command == "validate") return validate(args);
+  if (command == "call") return call(args);
+  if (command == "token") return token(args);
   std::cerr << "clinicflow: unknown command '" << command << "'\n" << kUsage;
   return 2;
 }

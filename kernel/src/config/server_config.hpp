@@ -59,7 +59,7 @@ struct ServerConfig {
   // [api]: limits of the WebSocket API, all with safe defaults
   std::int64_t api_max_message_bytes = 4 * 1024 * 1024;  // a larger frame closes the connection (1009)
   int api_max_connections = 256;
-  int api_requests_per_second = 2000;  // per connection, with a burst of twice that
+  int api_requests_per_second = 10000;  // per connection, with a burst of twice that
   std::int64_t api_idle_timeout = 300'000;  // ms without a frame
   std::int64_t api_auth_timeout = 10'000;   // ms to authenticate after connecting
   std::int64_t api_max_queued_bytes = 16 * 1024 * 1024;  // outgoing bytes a slow reader may leave unread

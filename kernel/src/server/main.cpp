@@ -1,6 +1,8 @@
 // clinicflowd: the Clinicflow server.
 #include "app/logging.hpp"
 #include "config/server_config.hpp"
+#include "api/api.hpp"
+#include "api/auth_store.hpp"
 #include "engine/engine.hpp"
 #include "engine/outbox_dispatcher.hpp"
 #include "engine/scheduler.hpp"
@@ -133,7 +135,27 @@ int run(const Arguments& args) {
     store::SqliteCaseStore store({config.database_path(), config.synchronous});
     auto clock = make_clock(config, store);
     engine::Engine engine(store, workflows, *clock, &host);
-    server::HttpListener listener({config.listen_host, config.listen_port});
+    api::SqliteAuthStore auth({config.database_path(), config.synchronous}, *clock);
+    if (auto token_file = auth.ensure_admin_token(config.data_dir))
+      spdlog::warn("no users yet: an admin token was written to {} (readable by its owner only)", token_file->string());
+    api::RoleMethods role_methods;
+    for (const auto& role : config.roles) role_methods[role.name] = {role.methods.begin(), role.methods.end()};
+    auto* virtual_clock = dynamic_cast<engine::VirtualClock*>(clock.get());
+    auto handler = std::make_shared<api::Api>(engine, store, auth, workflows, *clock, virtual_clock, &host,
+                                              api::ApiOptions{std::move(role_methods), {}});
+    server::ListenOptions listen;
+    listen.host = config.listen_host;
+    listen.port = config.listen_port;
+    listen.max_message_bytes = static_cast<std::size_t>(config.api_max_message_bytes);
+    listen.max_connections = static_cast<std::size_t>(config.api_max_connections);
+    listen.requests_per_second = config.api_requests_per_second;
+    listen.rate_burst = 2.0 * config.api_requests_per_second;
+    listen.idle_timeout = std::chrono::milliseconds(config.api_idle_timeout);
+    listen.auth_timeout = std::chrono::milliseconds(config.api_auth_timeout);
+    listen.max_queued_bytes = static_cast<std::size_t>(config.api_max_queued_bytes);
+    listen.tls_cert = config.tls_cert.string();
+    listen.tls_key = config.tls_key.string();
+    server::HttpListener listener(listen, handler);
     engine::Scheduler scheduler(engine, store, *clock);
     engine::OutboxDispatcher dispatcher(
         store, *clock,
@@ -166,8 +188,10 @@ int run(const Arguments& args) {
       scheduler.start();  // fires every timer that fell due while the server was down, then keeps time
     }
     spdlog::info("database {} (schema {}), clock {}", config.database_path().string(), store.schema_version(), config.clock);
-    std::cout << "clinicflowd listening on http://" << config.listen_host << ":" << listener.port()
-              << " (health: /healthz); press Ctrl-C to stop" << std::endl;
+    const char* scheme = listener.tls() ? "s" : "";
+    std::cout << "clinicflowd listening on http" << scheme << "://" << config.listen_host << ":" << listener.port()
+              << " (API: ws" << scheme << "://" << config.listen_host << ":" << listener.port()
+              << "/v1/ws, health: /healthz); press Ctrl-C to stop" << std::endl;
     listener.stop_on_signals();
     listener.run();
     scheduler.stop();

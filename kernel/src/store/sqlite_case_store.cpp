@@ -76,6 +76,47 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_by_due ON outbox (status, next_attempt_at);
 CREATE INDEX outbox_by_case ON outbox (case_id);
 )sql",
+    // 3: API users and their tokens (hashes only), patients, and the append-only audit log.
+    R"sql(
+CREATE TABLE users (
+  user_id    TEXT PRIMARY KEY,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE tokens (
+  token_id   TEXT PRIMARY KEY,
+  user_id    TEXT NOT NULL REFERENCES users (user_id),
+  roles      TEXT NOT NULL,
+  hash       TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER
+);
+CREATE INDEX tokens_by_user ON tokens (user_id);
+CREATE TABLE auth_meta (
+  key   TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+);
+INSERT INTO auth_meta (key, value) VALUES ('revocations', 0);
+CREATE TABLE patients (
+  patient_id  TEXT PRIMARY KEY,
+  given_name  TEXT NOT NULL,
+  family_name TEXT NOT NULL,
+  birth_date  TEXT NOT NULL,
+  contact     TEXT NOT NULL,
+  created_at  INTEGER NOT NULL
+);
+CREATE TABLE audit (
+  id       INTEGER PRIMARY KEY,
+  at       INTEGER NOT NULL,
+  user_id  TEXT NOT NULL,
+  token_id TEXT NOT NULL,
+  method   TEXT NOT NULL,
+  target   TEXT NOT NULL,
+  outcome  TEXT NOT NULL
+);
+CREATE INDEX audit_by_at ON audit (at);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+)sql",
 };
 
 constexpr int kLatestSchema = static_cast<int>(std::size(kMigrations));

@@ -1,0 +1,402 @@
+#include "api/auth_store.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+namespace clinicflow::api {
+namespace json = boost::json;
+using store::StoreError;
+
+std::string random_hex(std::size_t bytes) {
+  std::vector<unsigned char> buf(bytes);
+  if (RAND_bytes(buf.data(), static_cast<int>(buf.size())) != 1) throw std::runtime_error("the random number generator failed");
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes * 2);
+  for (unsigned char b : buf) {
+    out += digits[b >> 4];
+    out += digits[b & 15];
+  }
+  return out;
+}
+
+std::string sha256_hex(std::string_view text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr) != 1) throw std::runtime_error("SHA-256 failed");
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < length; ++i) {
+    out += digits[digest[i] >> 4];
+    out += digits[digest[i] & 15];
+  }
+  return out;
+}
+
+// One sqlite3 handle with cached prepared statements (keyed by the SQL literal's address).
+class SqliteAuthStore::Db {
+ public:
+  class Stmt {
+   public:
+    Stmt(Db& db, sqlite3_stmt* s) : db_(db), s_(s) {}
+    Stmt(const Stmt&) = delete;
+    ~Stmt() {
+      sqlite3_reset(s_);
+      sqlite3_clear_bindings(s_);
+    }
+    Stmt& bind(int i, std::string_view text) {
+      if (sqlite3_bind_text(s_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT) != SQLITE_OK) db_.fail("bind");
+      return *this;
+    }
+    Stmt& bind(int i, std::int64_t v) {
+      if (sqlite3_bind_int64(s_, i, v) != SQLITE_OK) db_.fail("bind");
+      return *this;
+    }
+    bool step() {
+      int rc = sqlite3_step(s_);
+      if (rc == SQLITE_ROW) return true;
+      if (rc == SQLITE_DONE) return false;
+      db_.fail("step");
+    }
+    std::int64_t integer(int c) { return sqlite3_column_int64(s_, c); }
+    bool is_null(int c) { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
+    std::string text(int c) {
+      auto p = reinterpret_cast<const char*>(sqlite3_column_text(s_, c));
+      return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, c))) : std::string();
+    }
+
+   private:
+    Db& db_;
+    sqlite3_stmt* s_;
+  };
+
+  Db(const std::filesystem::path& path, const std::string& synchronous) : path_(path.string()) {
+    if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+      std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      throw StoreError("cannot open database " + path_ + ": " + why);
+    }
+    sqlite3_busy_timeout(db_, 10'000);
+    try {
+      exec("PRAGMA journal_mode=WAL");
+      exec(synchronous == "normal" ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
+      exec("PRAGMA foreign_keys=ON");
+    } catch (...) {
+      sqlite3_close(db_);
+      throw;
+    }
+  }
+  ~Db() {
+    for (auto& [sql, s] : statements_) sqlite3_finalize(s);
+    sqlite3_close(db_);
+  }
+  Stmt prepare(const char* sql) {
+    auto it = statements_.find(sql);
+    if (it == statements_.end()) {
+      sqlite3_stmt* s = nullptr;
+      if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) fail("prepare");
+      it = statements_.emplace(sql, s).first;
+    }
+    return Stmt(*this, it->second);
+  }
+  void exec(const char* sql) {
+    char* message = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+      std::string why = message ? message : "unknown error";
+      sqlite3_free(message);
+      throw StoreError("database " + path_ + ": " + why);
+    }
+  }
+  int changes() { return sqlite3_changes(db_); }
+  [[noreturn]] void fail(const char* what) {
+    throw StoreError(std::string("database ") + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
+  }
+
+ private:
+  std::string path_;
+  sqlite3* db_ = nullptr;
+  std::map<const char*, sqlite3_stmt*> statements_;
+};
+
+namespace {
+
+class Tx {
+ public:
+  explicit Tx(SqliteAuthStore::Db& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
+  void commit() {
+    db_.exec("COMMIT");
+    done_ = true;
+  }
+  ~Tx() {
+    if (!done_) try {
+        db_.exec("ROLLBACK");
+      } catch (...) {
+      }
+  }
+
+ private:
+  SqliteAuthStore::Db& db_;
+  bool done_ = false;
+};
+
+std::vector<std::string> parse_roles(const std::string& text) {
+  std::vector<std::string> out;
+  boost::system::error_code ec;
+  auto v = json::parse(text, ec);
+  if (ec || !v.is_array()) throw StoreError("database holds malformed roles");
+  for (const auto& r : v.as_array())
+    if (r.is_string()) out.emplace_back(r.as_string());
+  return out;
+}
+
+std::string roles_text(const std::vector<std::string>& roles) {
+  json::array a;
+  for (const auto& r : roles) a.emplace_back(r);
+  return json::serialize(a);
+}
+
+bool valid_user_name(const std::string& user) {
+  if (user.empty() || user.size() > 64) return false;
+  for (char ch : user)
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-')) return false;
+  return true;
+}
+
+}  // namespace
+
+SqliteAuthStore::SqliteAuthStore(const store::SqliteOptions& options, const engine::Clock& clock) : clock_(clock) {
+  writer_ = std::make_unique<Db>(options.path, options.synchronous);
+  {
+    auto s = writer_->prepare("PRAGMA user_version");
+    s.step();
+    if (s.integer(0) < 3)
+      throw StoreError("database " + options.path.string() + " has no API tables (schema " + std::to_string(s.integer(0)) +
+                       "): open it with the case store first");
+  }
+  reader_ = std::make_unique<Db>(options.path, options.synchronous);
+  audit_thread_ = std::thread([this] { audit_loop(); });
+}
+
+SqliteAuthStore::~SqliteAuthStore() {
+  {
+    std::lock_guard lock(audit_mutex_);
+    stopping_ = true;
+  }
+  audit_cv_.notify_all();
+  audit_thread_.join();
+  try {
+    write_audit_batch();
+  } catch (const std::exception& e) {
+    spdlog::error("audit log: {}", e.what());
+  }
+}
+
+NewToken SqliteAuthStore::create_token(const std::string& user, const std::vector<std::string>& roles) {
+  if (!valid_user_name(user)) throw AuthError("a user name is 1 to 64 of a-z, 0-9, '.', '_', '-'");
+  if (roles.empty()) throw AuthError("a token needs at least one role");
+  NewToken t{"t_" + random_hex(8), "cf_" + random_hex(32)};
+  TimePoint now = clock_.now();
+  std::lock_guard lock(write_mutex_);
+  Tx tx(*writer_);
+  auto u = writer_->prepare("INSERT INTO users (user_id, created_at) VALUES (?1, ?2) ON CONFLICT (user_id) DO NOTHING");
+  u.bind(1, user).bind(2, now);
+  u.step();
+  auto s = writer_->prepare("INSERT INTO tokens (token_id, user_id, roles, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)");
+  s.bind(1, t.token_id).bind(2, user).bind(3, roles_text(roles)).bind(4, sha256_hex(t.token)).bind(5, now);
+  s.step();
+  tx.commit();
+  spdlog::info("token {} created for user {}", t.token_id, user);
+  return t;
+}
+
+bool SqliteAuthStore::revoke_token(const std::string& token_id) {
+  TimePoint now = clock_.now();
+  std::lock_guard lock(write_mutex_);
+  Tx tx(*writer_);
+  auto s = writer_->prepare("UPDATE tokens SET revoked_at = ?2 WHERE token_id = ?1 AND revoked_at IS NULL");
+  s.bind(1, token_id).bind(2, now);
+  s.step();
+  if (writer_->changes() != 1) return false;
+  auto bump = writer_->prepare("UPDATE auth_meta SET value = value + 1 WHERE key = 'revocations'");
+  bump.step();
+  tx.commit();
+  generation_.fetch_add(1);
+  spdlog::info("token {} revoked", token_id);
+  return true;
+}
+
+std::optional<Identity> SqliteAuthStore::verify(std::string_view token) {
+  if (token.size() != 67 || token.substr(0, 3) != "cf_") return std::nullopt;
+  std::string hash = sha256_hex(token);
+  std::lock_guard lock(read_mutex_);
+  auto s = reader_->prepare("SELECT token_id, user_id, roles FROM tokens WHERE hash = ?1 AND revoked_at IS NULL");
+  s.bind(1, hash);
+  if (!s.step()) return std::nullopt;
+  return Identity{s.text(0), s.text(1), parse_roles(s.text(2))};
+}
+
+bool SqliteAuthStore::active(const std::string& token_id) {
+  std::lock_guard lock(read_mutex_);
+  auto s = reader_->prepare("SELECT 1 FROM tokens WHERE token_id = ?1 AND revoked_at IS NULL");
+  s.bind(1, token_id);
+  return s.step();
+}
+
+std::uint64_t SqliteAuthStore::generation() {
+  std::lock_guard lock(read_mutex_);
+  // data_version moves when another connection (the engine's, the CLI's) committed; only then is
+  // the persisted revocation counter worth reading.
+  auto v = reader_->prepare("PRAGMA data_version");
+  v.step();
+  std::int64_t version = v.integer(0);
+  if (version != seen_data_version_) {
+    seen_data_version_ = version;
+    auto r = reader_->prepare("SELECT value FROM auth_meta WHERE key = 'revocations'");
+    std::int64_t revocations = r.step() ? r.integer(0) : 0;
+    if (revocations != seen_revocations_) {
+      if (seen_revocations_ >= 0) generation_.fetch_add(1);
+      seen_revocations_ = revocations;
+    }
+  }
+  return generation_.load();
+}
+
+std::vector<TokenInfo> SqliteAuthStore::list_tokens() {
+  std::lock_guard lock(read_mutex_);
+  auto s = reader_->prepare("SELECT token_id, user_id, roles, created_at, revoked_at FROM tokens ORDER BY created_at, token_id");
+  std::vector<TokenInfo> out;
+  while (s.step()) {
+    TokenInfo t{s.text(0), s.text(1), parse_roles(s.text(2)), s.integer(3), std::nullopt};
+    if (!s.is_null(4)) t.revoked_at = s.integer(4);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+std::size_t SqliteAuthStore::user_count() {
+  std::lock_guard lock(read_mutex_);
+  auto s = reader_->prepare("SELECT COUNT(*) FROM users");
+  s.step();
+  return static_cast<std::size_t>(s.integer(0));
+}
+
+std::optional<std::filesystem::path> SqliteAuthStore::ensure_admin_token(const std::filesystem::path& data_dir) {
+  if (user_count() > 0) return std::nullopt;
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) throw StoreError("cannot create directory " + data_dir.string() + ": " + ec.message());
+  std::filesystem::path path = data_dir / "admin.token";
+  NewToken t = create_token("admin", {"admin"});
+  // Written only for its owner: created 0600, and made 0600 if the file existed already.
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    std::string why = std::strerror(errno);
+    revoke_token(t.token_id);
+    throw StoreError("cannot write " + path.string() + ": " + why);
+  }
+  std::string text = t.token + "\n";
+  bool ok = ::fchmod(fd, 0600) == 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  std::string why = ok ? "" : std::strerror(errno);
+  ::close(fd);
+  if (!ok) {
+    revoke_token(t.token_id);
+    throw StoreError("cannot write " + path.string() + ": " + why);
+  }
+  spdlog::warn("first start: the admin token ({}) was written to {}; keep it safe", t.token_id, path.string());
+  return path;
+}
+
+Patient SqliteAuthStore::create_patient(Patient p) {
+  p.patient_id = "p_" + random_hex(8);
+  p.created_at = clock_.now();
+  std::lock_guard lock(write_mutex_);
+  auto s = writer_->prepare(
+      "INSERT INTO patients (patient_id, given_name, family_name, birth_date, contact, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+  s.bind(1, p.patient_id).bind(2, p.given_name).bind(3, p.family_name).bind(4, p.birth_date);
+  s.bind(5, json::serialize(p.contact)).bind(6, p.created_at);
+  s.step();
+  return p;
+}
+
+std::optional<Patient> SqliteAuthStore::get_patient(const std::string& patient_id) {
+  std::lock_guard lock(read_mutex_);
+  auto s = reader_->prepare(
+      "SELECT patient_id, given_name, family_name, birth_date, contact, created_at FROM patients WHERE patient_id = ?1");
+  s.bind(1, patient_id);
+  if (!s.step()) return std::nullopt;
+  Patient p{s.text(0), s.text(1), s.text(2), s.text(3), {}, s.integer(5)};
+  boost::system::error_code ec;
+  auto contact = json::parse(s.text(4), ec);
+  if (!ec && contact.is_object()) p.contact = std::move(contact.as_object());
+  return p;
+}
+
+void SqliteAuthStore::audit(AuditEntry entry) {
+  {
+    std::lock_guard lock(audit_mutex_);
+    audit_queue_.push_back(std::move(entry));
+  }
+  audit_cv_.notify_one();
+}
+
+void SqliteAuthStore::write_audit_batch() {
+  std::lock_guard write_lock(write_mutex_);
+  std::vector<AuditEntry> batch;
+  {
+    std::lock_guard lock(audit_mutex_);
+    batch.swap(audit_queue_);
+  }
+  if (batch.empty()) return;
+  Tx tx(*writer_);
+  for (const auto& e : batch) {
+    auto s = writer_->prepare(
+        "INSERT INTO audit (at, user_id, token_id, method, target, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    s.bind(1, e.at).bind(2, e.user).bind(3, e.token_id).bind(4, e.method).bind(5, e.target).bind(6, e.outcome);
+    s.step();
+  }
+  tx.commit();
+}
+
+void SqliteAuthStore::flush_audit() { write_audit_batch(); }
+
+void SqliteAuthStore::audit_loop() {
+  std::unique_lock lock(audit_mutex_);
+  for (;;) {
+    audit_cv_.wait(lock, [this] { return stopping_ || !audit_queue_.empty(); });
+    if (stopping_) return;
+    lock.unlock();
+    try {
+      write_audit_batch();
+    } catch (const std::exception& e) {
+      // Rows of a failed batch are lost from the queue; say so loudly (ids only, never data).
+      spdlog::error("audit log write failed: {}", e.what());
+    }
+    lock.lock();
+  }
+}
+
+std::vector<AuditEntry> SqliteAuthStore::read_audit(std::size_t limit) {
+  flush_audit();
+  std::lock_guard lock(read_mutex_);
+  auto s = reader_->prepare(
+      "SELECT at, user_id, token_id, method, target, outcome FROM "
+      "(SELECT * FROM audit ORDER BY id DESC LIMIT ?1) ORDER BY id");
+  s.bind(1, static_cast<std::int64_t>(limit));
+  std::vector<AuditEntry> out;
+  while (s.step()) out.push_back({s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5)});
+  return out;
+}
+
+}  // namespace clinicflow::api

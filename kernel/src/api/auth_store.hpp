@@ -1,0 +1,137 @@
+#pragma once
+// Users, API tokens, patients and the audit log, in the same SQLite database as the cases
+// (tables from migration 3 in store/sqlite_case_store.cpp). A class of its own so the engine's
+// CaseStore interface stays narrow; open it after the SqliteCaseStore, which migrates the file.
+//
+// Tokens: 32 random bytes shown once as "cf_" + 64 hex digits; only their SHA-256 is stored,
+// bound to one user and a set of roles. Revocation is immediate: generation() changes, and the
+// API re-checks a session's token before its next request.
+//
+// Audit: one row per write, per refusal and per read of a case or patient (HIPAA 164.312(b)).
+// Rows are queued and written by a background thread in batches (one transaction per batch), so
+// reads are not slowed down by an fsync each; flush_audit() writes everything queued so far.
+#include "engine/clock.hpp"
+#include "store/sqlite_case_store.hpp"
+
+#include <boost/json/object.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace clinicflow::api {
+
+struct Identity {
+  std::string token_id;
+  std::string user;
+  std::vector<std::string> roles;
+};
+
+struct NewToken {
+  std::string token_id;  // "t_" + 16 hex digits: names the token in lists, audit and revoke
+  std::string token;     // "cf_" + 64 hex digits: the secret, shown once
+};
+
+struct TokenInfo {
+  std::string token_id;
+  std::string user;
+  std::vector<std::string> roles;
+  TimePoint created_at = 0;
+  std::optional<TimePoint> revoked_at;
+};
+
+struct Patient {
+  std::string patient_id;
+  std::string given_name;
+  std::string family_name;
+  std::string birth_date;       // YYYY-MM-DD
+  boost::json::object contact;  // phone, email, address (each optional)
+  TimePoint created_at = 0;
+};
+
+struct AuditEntry {
+  TimePoint at = 0;
+  std::string user;      // "" when nobody is authenticated
+  std::string token_id;  // "" when nobody is authenticated
+  std::string method;
+  std::string target;   // case, patient, token or subscription id; "" when none
+  std::string outcome;  // "ok" or the error's name: forbidden, not_found, conflict, ...
+};
+
+class AuthError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class SqliteAuthStore {
+ public:
+  // Opens the database the SqliteCaseStore already migrated. Throws store::StoreError when it
+  // cannot, or when the schema lacks the tables of migration 3.
+  SqliteAuthStore(const store::SqliteOptions& options, const engine::Clock& clock);
+  ~SqliteAuthStore();
+  SqliteAuthStore(const SqliteAuthStore&) = delete;
+  SqliteAuthStore& operator=(const SqliteAuthStore&) = delete;
+
+  // Creates the user when new. `user`: 1-64 of [a-z0-9._-] (AuthError otherwise); roles: at least one.
+  NewToken create_token(const std::string& user, const std::vector<std::string>& roles);
+  // false when there is no such token or it was revoked already.
+  bool revoke_token(const std::string& token_id);
+  // The token's user and roles; nothing for an unknown or revoked token.
+  std::optional<Identity> verify(std::string_view token);
+  // Whether the token is still valid (not revoked).
+  bool active(const std::string& token_id);
+  // Changes whenever a token may have been revoked, by this process or another one writing the
+  // same database (the CLI). Cheap: a counter plus SQLite's data_version.
+  std::uint64_t generation();
+  std::vector<TokenInfo> list_tokens();
+  std::size_t user_count();
+
+  // First start: when there are no users, creates user "admin" with role "admin", writes its token
+  // to <data_dir>/admin.token (mode 0600) and returns the path. Otherwise nothing.
+  std::optional<std::filesystem::path> ensure_admin_token(const std::filesystem::path& data_dir);
+
+  // Patients. create_patient assigns patient_id and created_at; returns the stored patient.
+  Patient create_patient(Patient patient);
+  std::optional<Patient> get_patient(const std::string& patient_id);
+
+  // Audit: queued, written in order by the background writer.
+  void audit(AuditEntry entry);
+  void flush_audit();
+  // The most recent `limit` rows, oldest first (flushes first).
+  std::vector<AuditEntry> read_audit(std::size_t limit = 1000);
+
+  class Db;  // an sqlite3 handle (defined in the .cpp)
+
+ private:
+  void write_audit_batch();
+  void audit_loop();
+
+  const engine::Clock& clock_;
+  std::unique_ptr<Db> writer_;
+  std::unique_ptr<Db> reader_;
+  std::mutex write_mutex_;
+  std::mutex read_mutex_;
+  std::atomic<std::uint64_t> generation_{1};
+  std::int64_t seen_data_version_ = -1;  // under read_mutex_
+  std::int64_t seen_revocations_ = -1;   // under read_mutex_
+
+  std::mutex audit_mutex_;
+  std::condition_variable audit_cv_;
+  std::vector<AuditEntry> audit_queue_;
+  bool stopping_ = false;
+  std::thread audit_thread_;
+};
+
+// Random bytes from OpenSSL as lowercase hex (2 digits per byte).
+std::string random_hex(std::size_t bytes);
+std::string sha256_hex(std::string_view text);
+
+}  // namespace clinicflow::api
