@@ -1,12 +1,16 @@
-// Tests of the im_ketamine route plugin: the class directly, then once through the C ABI.
+// Tests of the im_ketamine and oral_ketamine route plugins, which share FixedRoute: the class
+// directly for each route, then once through the C ABI of the route this executable links
+// (FIXED_ROUTE_ABI_TEST, set by im_ketamine_test and oral_ketamine_test, which both build this file).
 //
-// domain.md gives no IM ketamine numbers. EVERY clinical value below is TEST-ONLY: chosen to
-// exercise the rules, not a recommendation. The plugin itself has no clinical defaults.
-#include "im_ketamine.hpp"
+// domain.md gives no IM or oral ketamine numbers. EVERY clinical value below is TEST-ONLY: chosen
+// to exercise the rules, not a recommendation. The plugin itself has no clinical defaults.
+#include "fixed_route.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <cstring>
+#include <stdexcept>
 #include <string>
 
 extern "C" {
@@ -21,26 +25,46 @@ void clinicflow_plugin_free(char* text);
 using clinicflow::Settings;
 using clinicflow::StepRequest;
 using clinicflow::StepResult;
-using Plugin = clinicflow::routes::ImKetamine;
+using clinicflow::routes::RouteInfo;
+using Plugin = clinicflow::routes::FixedRoute;
 namespace json = boost::json;
 
 namespace {
 
-const char* const kName = "im_ketamine";
-const char* const kRoute = "IM ketamine";
+// The routes as im_ketamine.cpp and oral_ketamine.cpp define them (the C ABI test checks that the
+// linked route's manifest is FixedRoute's manifest for its entry here).
+constexpr RouteInfo kImKetamine{"im_ketamine", "IM ketamine"};
+constexpr RouteInfo kOralKetamine{"oral_ketamine", "oral ketamine"};
+
+// Runs the rest of the test case once per route, with kName and kRoute naming it.
+#define FOR_EACH_ROUTE()                                                            \
+  const RouteInfo route = GENERATE(values<RouteInfo>({kImKetamine, kOralKetamine})); \
+  const char* const kName = route.name;                                             \
+  const char* const kRoute = route.route;                                           \
+  INFO("route: " << kName);                                                         \
+  (void)kRoute
+
+// The route whose C ABI this executable links.
+const RouteInfo& abi_route() {
+  for (const RouteInfo* r : {&kImKetamine, &kOralKetamine})
+    if (std::strcmp(r->name, FIXED_ROUTE_ABI_TEST) == 0) return *r;
+  throw std::logic_error("FIXED_ROUTE_ABI_TEST names no route");
+}
 
 // TEST-ONLY settings. Not clinical values: the medical director sets the real ones.
-json::object test_settings(json::object overrides = {}) {
+json::object test_settings(const RouteInfo& route, json::object overrides = {}) {
   json::object s{{"dose_basis", "mg_per_kg"}, {"min_dose", 0.2},           {"max_dose", 1.0},
                  {"max_systolic", 150},       {"max_diastolic", 95},       {"min_spo2", 94},
                  {"min_aldrete", 9},          {"min_observation_minutes", 45}, {"no_driving_hours", 12}};
-  for (const auto& spec : Plugin::manifest().settings)
+  for (const auto& spec : Plugin::manifest(route).settings)
     if (!spec.default_value.is_null()) s[spec.name] = spec.default_value;
   for (const auto& [k, v] : overrides) s[k] = v;
   return s;
 }
 
-Plugin make(json::object overrides = {}) { return Plugin(Settings(test_settings(std::move(overrides)))); }
+Plugin make(const RouteInfo& route, json::object overrides = {}) {
+  return Plugin(route, Settings(test_settings(route, std::move(overrides))));
+}
 
 StepRequest request(const char* phase, json::object submitted, json::object case_data = {}, json::object extra_settings = {}) {
   StepRequest r;
@@ -76,7 +100,8 @@ bool is_failed(const StepResult& r) { return r.status == StepResult::Status::fai
 }  // namespace
 
 TEST_CASE("manifest: every clinical number is required, with no default") {
-  auto m = Plugin::manifest();
+  FOR_EACH_ROUTE();
+  auto m = Plugin::manifest(route);
   CHECK(m.name == kName);
   CHECK(m.kind == "route");
   REQUIRE(m.settings.size() == 12);
@@ -96,43 +121,46 @@ TEST_CASE("manifest: every clinical number is required, with no default") {
 }
 
 TEST_CASE("settings: the defaults alone cannot create the plugin; each required setting is named") {
+  FOR_EACH_ROUTE();
   json::object defaults_only;
-  for (const auto& spec : Plugin::manifest().settings)
+  for (const auto& spec : Plugin::manifest(route).settings)
     if (!spec.default_value.is_null()) defaults_only[spec.name] = spec.default_value;
-  CHECK_THROWS_WITH(Plugin(Settings(defaults_only)), Catch::Contains("is required"));
+  CHECK_THROWS_WITH(Plugin(route, Settings(defaults_only)), Catch::Contains("is required"));
   for (const char* name : {"dose_basis", "min_dose", "max_dose", "max_systolic", "max_diastolic", "min_spo2", "min_aldrete",
                            "min_observation_minutes", "no_driving_hours"}) {
-    auto s = test_settings();
+    auto s = test_settings(route);
     s.erase(name);
-    CHECK_THROWS_WITH(Plugin(Settings(s)), Catch::Contains(std::string("setting '") + name + "' is required"));
+    CHECK_THROWS_WITH(Plugin(route, Settings(s)), Catch::Contains(std::string("setting '") + name + "' is required"));
   }
 }
 
 TEST_CASE("settings: bad values fail creation with a clear message") {
-  CHECK(make().config().dose_basis == Plugin::DoseBasis::mg_per_kg);
-  CHECK(make({{"dose_basis", "mg"}}).config().dose_basis == Plugin::DoseBasis::mg);
-  CHECK_THROWS_WITH(make({{"dose_basis", "mg/kg"}}), Catch::Contains("\"mg_per_kg\" or \"mg\""));
-  CHECK_THROWS_WITH(make({{"min_dose", 2.0}}), Catch::Contains("0 < min_dose <= max_dose"));
-  CHECK_THROWS_WITH(make({{"min_dose", 0}}), Catch::Contains("0 < min_dose"));
-  CHECK_THROWS_WITH(make({{"max_diastolic", 150}}), Catch::Contains("below max_systolic"));
-  CHECK_THROWS_WITH(make({{"min_spo2", 101}}), Catch::Contains("min_spo2"));
-  CHECK_THROWS_WITH(make({{"min_aldrete", 11}}), Catch::Contains("min_aldrete"));
-  CHECK_THROWS_WITH(make({{"min_observation_minutes", -1}}), Catch::Contains("min_observation_minutes"));
-  CHECK_THROWS_WITH(make({{"no_driving_hours", 0}}), Catch::Contains("no_driving_hours"));
-  CHECK_THROWS_WITH(make({{"max_heart_rate", 40}, {"min_heart_rate", 60}}), Catch::Contains("min_heart_rate"));
-  CHECK_THROWS_WITH(make({{"min_systolic", 90}}), Catch::Contains("unknown setting 'min_systolic'"));
-  CHECK_THROWS_WITH(make({{"max_systolic", 150.5}}), Catch::Contains("whole number"));
+  FOR_EACH_ROUTE();
+  CHECK(make(route).config().dose_basis == Plugin::DoseBasis::mg_per_kg);
+  CHECK(make(route, {{"dose_basis", "mg"}}).config().dose_basis == Plugin::DoseBasis::mg);
+  CHECK_THROWS_WITH(make(route, {{"dose_basis", "mg/kg"}}), Catch::Contains("\"mg_per_kg\" or \"mg\""));
+  CHECK_THROWS_WITH(make(route, {{"min_dose", 2.0}}), Catch::Contains("0 < min_dose <= max_dose"));
+  CHECK_THROWS_WITH(make(route, {{"min_dose", 0}}), Catch::Contains("0 < min_dose"));
+  CHECK_THROWS_WITH(make(route, {{"max_diastolic", 150}}), Catch::Contains("below max_systolic"));
+  CHECK_THROWS_WITH(make(route, {{"min_spo2", 101}}), Catch::Contains("min_spo2"));
+  CHECK_THROWS_WITH(make(route, {{"min_aldrete", 11}}), Catch::Contains("min_aldrete"));
+  CHECK_THROWS_WITH(make(route, {{"min_observation_minutes", -1}}), Catch::Contains("min_observation_minutes"));
+  CHECK_THROWS_WITH(make(route, {{"no_driving_hours", 0}}), Catch::Contains("no_driving_hours"));
+  CHECK_THROWS_WITH(make(route, {{"max_heart_rate", 40}, {"min_heart_rate", 60}}), Catch::Contains("min_heart_rate"));
+  CHECK_THROWS_WITH(make(route, {{"min_systolic", 90}}), Catch::Contains("unknown setting 'min_systolic'"));
+  CHECK_THROWS_WITH(make(route, {{"max_systolic", 150.5}}), Catch::Contains("whole number"));
 }
 
 TEST_CASE("fields: each phase asks for its own form; the dose unit follows dose_basis") {
-  auto p = make();
+  FOR_EACH_ROUTE();
+  auto p = make(route);
   CHECK(names(p.fields({{"phase", "pre_dose"}})) == std::vector<std::string>{"weight_kg", "systolic", "diastolic", "heart_rate", "spo2"});
   auto dosing = p.fields({{"phase", "dosing"}});
   CHECK(names(dosing) == std::vector<std::string>{"weight_kg", "dose"});
   CHECK(dosing[1].at("unit") == "mg/kg");
   CHECK(dosing[1].at("help") == "Accepted: 0.2 to 1 mg/kg (clinic setting).");
   CHECK(names(p.fields({{"phase", "dosing"}, {"weight_from", "check_in.weight_kg"}})) == std::vector<std::string>{"dose"});
-  auto fixed = make({{"dose_basis", "mg"}, {"min_dose", 25}, {"max_dose", 50}}).fields({{"phase", "dosing"}});
+  auto fixed = make(route, {{"dose_basis", "mg"}, {"min_dose", 25}, {"max_dose", 50}}).fields({{"phase", "dosing"}});
   CHECK(names(fixed) == std::vector<std::string>{"dose"});
   CHECK(fixed[0].at("unit") == "mg");
   auto out = p.fields({{"phase", "discharge"}});
@@ -145,7 +173,8 @@ TEST_CASE("fields: each phase asks for its own form; the dose unit follows dose_
 }
 
 TEST_CASE("pre_dose: BP, SpO2 and optional heart-rate gates at their boundaries") {
-  auto p = make();
+  FOR_EACH_ROUTE();
+  auto p = make(route);
   auto ok = p.review(request("pre_dose", pre_dose(150, 95, 72, 94)));
   REQUIRE(is_ok(ok));
   CHECK(ok.data.at("bp_limit_mmhg") == "150/95");
@@ -156,7 +185,7 @@ TEST_CASE("pre_dose: BP, SpO2 and optional heart-rate gates at their boundaries"
   CHECK(p.review(request("pre_dose", pre_dose(120, 80, 72, 93))).reason ==
         "pre-dose SpO2 93 % is below the limit 94 %: defer the session");
   CHECK(is_ok(p.review(request("pre_dose", pre_dose(120, 80, 200)))));  // heart rate: no check by default
-  auto hr = make({{"min_heart_rate", 50}, {"max_heart_rate", 110}});
+  auto hr = make(route, {{"min_heart_rate", 50}, {"max_heart_rate", 110}});
   CHECK(is_ok(hr.review(request("pre_dose", pre_dose(120, 80, 50)))));
   CHECK(is_ok(hr.review(request("pre_dose", pre_dose(120, 80, 110)))));
   CHECK(hr.review(request("pre_dose", pre_dose(120, 80, 49))).reason ==
@@ -168,7 +197,8 @@ TEST_CASE("pre_dose: BP, SpO2 and optional heart-rate gates at their boundaries"
 }
 
 TEST_CASE("dosing (mg/kg): within [min_dose, max_dose]; dose_mg = dose x weight") {
-  auto p = make();
+  FOR_EACH_ROUTE();
+  auto p = make(route);
   auto at = [&](double dose) { return p.review(request("dosing", {{"weight_kg", 80}, {"dose", dose}})); };
   auto low = at(0.2);
   REQUIRE(is_ok(low));
@@ -182,7 +212,8 @@ TEST_CASE("dosing (mg/kg): within [min_dose, max_dose]; dose_mg = dose x weight"
 }
 
 TEST_CASE("dosing (mg/kg): the weight may come from an earlier step") {
-  auto p = make();
+  FOR_EACH_ROUTE();
+  auto p = make(route);
   json::object from{{"weight_from", "check_in.weight_kg"}};
   auto r = p.review(request("dosing", {{"dose", 0.5}}, {{"check_in", json::object{{"weight_kg", 90}}}}, from));
   REQUIRE(is_ok(r));
@@ -193,7 +224,8 @@ TEST_CASE("dosing (mg/kg): the weight may come from an earlier step") {
 }
 
 TEST_CASE("dosing (mg): a fixed dose within the range, no weight needed") {
-  auto p = make({{"dose_basis", "mg"}, {"min_dose", 25}, {"max_dose", 50}});  // TEST-ONLY
+  FOR_EACH_ROUTE();
+  auto p = make(route, {{"dose_basis", "mg"}, {"min_dose", 25}, {"max_dose", 50}});  // TEST-ONLY
   auto r = p.review(request("dosing", {{"dose", 25}}));
   REQUIRE(is_ok(r));
   CHECK(r.data.at("dose_mg") == 25);
@@ -203,7 +235,8 @@ TEST_CASE("dosing (mg): a fixed dose within the range, no weight needed") {
 }
 
 TEST_CASE("discharge: score, observation time and driver at their boundaries; no_driving_until") {
-  auto p = make();
+  FOR_EACH_ROUTE();
+  auto p = make(route);
   auto ok = p.review(request("discharge", discharge(9, 45, true)));
   REQUIRE(is_ok(ok));
   CHECK(ok.data.at("no_driving_until") == "2026-03-03T03:30:00-05:00");  // + 12 h (TEST-ONLY)
@@ -213,7 +246,7 @@ TEST_CASE("discharge: score, observation time and driver at their boundaries; no
         "observation 44 min is shorter than the minimum 45 min: observe for 1 more min");
   CHECK(p.review(request("discharge", discharge(9, 45, false))).reason ==
         std::string("no driver takes the patient home: a driver is required after ") + kRoute);
-  CHECK(is_ok(make({{"require_driver", false}}).review(request("discharge", discharge(9, 45, false)))));
+  CHECK(is_ok(make(route, {{"require_driver", false}}).review(request("discharge", discharge(9, 45, false)))));
   auto now = p.review(request("discharge", {{"aldrete", 10}, {"observation_minutes", 60}, {"driver_present", true}}));
   REQUIRE(is_ok(now));
   CHECK(now.data.at("discharged_at") == "2026-03-02T20:30:00Z");
@@ -224,7 +257,8 @@ TEST_CASE("discharge: score, observation time and driver at their boundaries; no
 }
 
 TEST_CASE("broken requests fail rather than refuse") {
-  auto p = make();
+  FOR_EACH_ROUTE();
+  auto p = make(route);
   auto unknown = p.review(request("monitoring", pre_dose(120, 80)));
   REQUIRE(is_failed(unknown));
   CHECK(unknown.reason == std::string(kName) + ": unknown phase 'monitoring': use \"pre_dose\", \"dosing\" or \"discharge\"");
@@ -234,11 +268,16 @@ TEST_CASE("broken requests fail rather than refuse") {
 }
 
 TEST_CASE("C ABI: manifest, creation errors and a review round trip") {
+  const RouteInfo& route = abi_route();
+  const char* const kName = route.name;
+  INFO("route: " << kName);
   CHECK(clinicflow_plugin_abi() == CLINICFLOW_ABI_VERSION);
   json::object manifest = json::parse(clinicflow_plugin_manifest()).as_object();
   CHECK(manifest.at("name") == kName);
   CHECK(manifest.at("kind") == "route");
   CHECK(manifest.at("abi") == "1.0");
+  // The linked route is exactly the route tested above (name, route label, every description).
+  CHECK(std::string(clinicflow_plugin_manifest()) == clinicflow::detail::manifest_json(Plugin::manifest(route)));
   const json::array& settings = manifest.at("settings").as_array();
   REQUIRE(settings.size() == 12);
   CHECK(settings[0].at("name") == "dose_basis");
@@ -251,7 +290,7 @@ TEST_CASE("C ABI: manifest, creation errors and a review round trip") {
   clinicflow_plugin_free(error);
 
   error = nullptr;
-  CHECK(clinicflow_plugin_create(json::serialize(test_settings({{"max_dose", 0.1}})).c_str(), &error) == nullptr);
+  CHECK(clinicflow_plugin_create(json::serialize(test_settings(route, {{"max_dose", 0.1}})).c_str(), &error) == nullptr);
   REQUIRE(error != nullptr);
   CHECK(std::string(error).find("0 < min_dose <= max_dose") != std::string::npos);
   clinicflow_plugin_free(error);
@@ -262,7 +301,7 @@ TEST_CASE("C ABI: manifest, creation errors and a review round trip") {
   clinicflow_plugin_free(error);
 
   error = nullptr;
-  void* instance = clinicflow_plugin_create(json::serialize(test_settings()).c_str(), &error);
+  void* instance = clinicflow_plugin_create(json::serialize(test_settings(route)).c_str(), &error);
   REQUIRE(instance != nullptr);
   json::object req{{"case_id", "c1"},
                    {"step", "dose"},
