@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Runs the API benchmark: clinicflow_echo (the ceiling) and clinicflowd on loopback, then
+# clinicflow_bench for C = 1, 16, 64 connections: echo, case.get only, and the submit-heavy walk.
+#
+#   tools/bench/run.sh BUILD_DIR [SECONDS_PER_CONFIGURATION (default 5, at most 10)]
+#
+# Environment: REPS (default 2) repeats every configuration; CONNECTIONS (default "1 16 64").
+# Builds nothing: build clinicflowd, clinicflow_echo and clinicflow_bench first. Everything it
+# starts is stopped on exit; its temporary data directory is removed.
+set -euo pipefail
+
+build=${1:?usage: run.sh BUILD_DIR [SECONDS]}
+build=$(cd "$build" && pwd)
+seconds=${2:-5}
+reps=${REPS:-2}
+connections=${CONNECTIONS:-"1 16 64"}
+source_dir=$(cd "$(dirname "$0")/../.." && pwd)
+if ! [[ $seconds =~ ^[0-9]+$ ]] || ((seconds < 1 || seconds > 10)); then
+  echo "run.sh: SECONDS must be 1..10" >&2
+  exit 2
+fi
+echo_bin=$build/tools/bench/clinicflow_echo
+bench_bin=$build/tools/bench/clinicflow_bench
+server_bin=$build/kernel/clinicflowd
+for b in "$echo_bin" "$bench_bin" "$server_bin"; do
+  [[ -x $b ]] || { echo "run.sh: $b is missing; build it first" >&2; exit 2; }
+done
+
+tmp=$(mktemp -d /tmp/clinicflow-bench.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Waits (at most 30 s) for "listening on ...:PORT" in a file and prints PORT.
+wait_port() {
+  local file=$1 i
+  for ((i = 0; i < 300; i++)); do
+    if grep -q "listening on" "$file" 2>/dev/null; then
+      grep -o "listening on [^ ]*" "$file" | head -1 | sed -E 's/.*:([0-9]+)$/\1/'
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "run.sh: no 'listening on' in $file" >&2
+  cat "$file" >&2
+  return 1
+}
+
+mkdir -p "$tmp/workflows" "$tmp/var"
+cp "$source_dir/workflows/ketamine_iv.toml" "$tmp/workflows/"
+# The shipped settings (config/clinicflow.toml): limits, roles, synchronous = "full"; loopback,
+# port 0, the virtual clock, no plugins (ketamine_iv uses staff tasks only).
+cat > "$tmp/clinicflow.toml" <<TOML
+[server]
+listen = "127.0.0.1:0"
+clock = "virtual"
+[paths]
+data_dir = "$tmp/var"
+workflows_dir = "$tmp/workflows"
+plugins_dir = "$build/plugins"
+[log]
+level = "info"
+[storage]
+synchronous = "full"
+[api]
+max_message_bytes = 4194304
+max_connections = 256
+requests_per_second = 10000
+idle_timeout = "5m"
+auth_timeout = "10s"
+max_queued_bytes = 16777216
+[roles.frontdesk]
+[roles.nurse]
+[roles.prescriber]
+[roles.billing]
+[roles.admin]
+TOML
+
+"$echo_bin" 0 > "$tmp/echo.out" 2>&1 &
+pids+=($!)
+"$server_bin" --config "$tmp/clinicflow.toml" --clock virtual > "$tmp/server.out" 2> "$tmp/server.err" &
+pids+=($!)
+echo_port=$(wait_port "$tmp/echo.out")
+api_port=$(wait_port "$tmp/server.out")
+token=$(head -1 "$tmp/var/admin.token")
+
+echo "# $(date -u +%FT%TZ) $(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg); ${seconds} s per configuration, ${reps} rep(s)"
+bench() {  # label args... ; prints the RESULT line (the full output goes to $tmp/log)
+  local label=$1
+  shift
+  echo "## $label $*" >> "$tmp/log"
+  timeout $((seconds * 2 + 60)) "$bench_bin" "$@" -d "$seconds" | tee -a "$tmp/log" | grep '^RESULT'
+}
+
+results=()
+for c in $connections; do
+  for ((r = 1; r <= reps; r++)); do
+    e=$(bench echo --echo "127.0.0.1:$echo_port" -c "$c")
+    g=$(bench get --api "ws://127.0.0.1:$api_port/v1/ws" --token "$token" --workflow ketamine_iv --phase get -c "$c")
+    w=$(bench walk --api "ws://127.0.0.1:$api_port/v1/ws" --token "$token" --workflow ketamine_iv --phase walk -c "$c")
+    results+=("$c $r|$e|$g|$w")
+    echo "C=$c run $r done (load average $(cut -d' ' -f1 /proc/loadavg))" >&2
+  done
+done
+
+echo
+echo "Full output per run:"
+sed 's/^/    /' "$tmp/log"
+echo
+printf '%-4s %-3s | %9s %7s | %9s %6s %7s %7s | %9s %9s %7s %7s %8s %8s | %s\n' \
+  C run echo/s e.p99 get/s ratio g.p50 g.p99 walk.rq/s submit/s sub/e cases/s s.p50 s.p99 errors
+for line in "${results[@]}"; do
+  IFS='|' read -r head e g w <<< "$line"
+  field() { sed -E "s/.* $1=([^ ]+).*/\1/" <<< "$2"; }
+  read -r c r <<< "$head"
+  echo_rate=$(field req_per_s "$e")
+  get_rate=$(field get_per_s "$g")
+  submit_rate=$(field submit_per_s "$w")
+  awk -v c="$c" -v r="$r" -v er="$echo_rate" -v ep99="$(field p99_us "$e")" \
+      -v gr="$get_rate" -v g50="$(field get_p50_us "$g")" -v g99="$(field get_p99_us "$g")" \
+      -v wr="$(field req_per_s "$w")" -v sr="$submit_rate" -v cs="$(field cases_per_s "$w")" \
+      -v s50="$(field submit_p50_us "$w")" -v s99="$(field submit_p99_us "$w")" \
+      -v errs="$(field errors "$g")/$(field errors "$w")" 'BEGIN {
+    printf "%-4s %-3s | %9.0f %7.0f | %9.0f %6.2f %7.0f %7.0f | %9.0f %9.0f %7.3f %7.1f %8.0f %8.0f | %s\n",
+      c, r, er, ep99, gr, gr / er, g50, g99, wr, sr, sr / er, cs, s50, s99, errs }'
+done
+echo "(latencies in µs; ratio = case.get req/s ÷ echo msgs/s; sub/e = case.submit/s ÷ echo msgs/s; errors = get/walk)"
