@@ -45,111 +45,9 @@ std::string sha256_hex(std::string_view text) {
   return out;
 }
 
-// One sqlite3 handle with cached prepared statements (keyed by the SQL literal's address).
-class SqliteAuthStore::Db {
- public:
-  class Stmt {
-   public:
-    Stmt(Db& db, sqlite3_stmt* s) : db_(db), s_(s) {}
-    Stmt(const Stmt&) = delete;
-    ~Stmt() {
-      sqlite3_reset(s_);
-      sqlite3_clear_bindings(s_);
-    }
-    Stmt& bind(int i, std::string_view text) {
-      if (sqlite3_bind_text(s_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT) != SQLITE_OK) db_.fail("bind");
-      return *this;
-    }
-    Stmt& bind(int i, std::int64_t v) {
-      if (sqlite3_bind_int64(s_, i, v) != SQLITE_OK) db_.fail("bind");
-      return *this;
-    }
-    bool step() {
-      int rc = sqlite3_step(s_);
-      if (rc == SQLITE_ROW) return true;
-      if (rc == SQLITE_DONE) return false;
-      db_.fail("step");
-    }
-    std::int64_t integer(int c) { return sqlite3_column_int64(s_, c); }
-    bool is_null(int c) { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
-    std::string text(int c) {
-      auto p = reinterpret_cast<const char*>(sqlite3_column_text(s_, c));
-      return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, c))) : std::string();
-    }
-
-   private:
-    Db& db_;
-    sqlite3_stmt* s_;
-  };
-
-  Db(const std::filesystem::path& path, const std::string& synchronous) : path_(path.string()) {
-    if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
-      std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
-      sqlite3_close(db_);
-      throw StoreError("cannot open database " + path_ + ": " + why);
-    }
-    sqlite3_busy_timeout(db_, 10'000);
-    try {
-      exec("PRAGMA journal_mode=WAL");
-      exec(synchronous == "normal" ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
-      exec("PRAGMA foreign_keys=ON");
-    } catch (...) {
-      sqlite3_close(db_);
-      throw;
-    }
-  }
-  ~Db() {
-    for (auto& [sql, s] : statements_) sqlite3_finalize(s);
-    sqlite3_close(db_);
-  }
-  Stmt prepare(const char* sql) {
-    auto it = statements_.find(sql);
-    if (it == statements_.end()) {
-      sqlite3_stmt* s = nullptr;
-      if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) fail("prepare");
-      it = statements_.emplace(sql, s).first;
-    }
-    return Stmt(*this, it->second);
-  }
-  void exec(const char* sql) {
-    char* message = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
-      std::string why = message ? message : "unknown error";
-      sqlite3_free(message);
-      throw StoreError("database " + path_ + ": " + why);
-    }
-  }
-  int changes() { return sqlite3_changes(db_); }
-  [[noreturn]] void fail(const char* what) {
-    throw StoreError(std::string("database ") + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
-  }
-
- private:
-  std::string path_;
-  sqlite3* db_ = nullptr;
-  std::map<const char*, sqlite3_stmt*> statements_;
-};
-
 namespace {
 
-class Tx {
- public:
-  explicit Tx(SqliteAuthStore::Db& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
-  void commit() {
-    db_.exec("COMMIT");
-    done_ = true;
-  }
-  ~Tx() {
-    if (!done_) try {
-        db_.exec("ROLLBACK");
-      } catch (...) {
-      }
-  }
-
- private:
-  SqliteAuthStore::Db& db_;
-  bool done_ = false;
-};
+using Tx = store::SqliteTransaction;
 
 std::vector<std::string> parse_roles(const std::string& text) {
   std::vector<std::string> out;
@@ -177,7 +75,7 @@ bool valid_user_name(const std::string& user) {
 }  // namespace
 
 SqliteAuthStore::SqliteAuthStore(const store::SqliteOptions& options, const engine::Clock& clock) : clock_(clock) {
-  writer_ = std::make_unique<Db>(options.path, options.synchronous);
+  writer_ = std::make_unique<Db>(options.path, options.synchronous, /*create=*/false);
   {
     auto s = writer_->prepare("PRAGMA user_version");
     s.step();
@@ -185,7 +83,7 @@ SqliteAuthStore::SqliteAuthStore(const store::SqliteOptions& options, const engi
       throw StoreError("database " + options.path.string() + " has no API tables (schema " + std::to_string(s.integer(0)) +
                        "): open it with the case store first");
   }
-  reader_ = std::make_unique<Db>(options.path, options.synchronous);
+  reader_ = std::make_unique<Db>(options.path, options.synchronous, /*create=*/false);
   audit_thread_ = std::thread([this] { audit_loop(); });
 }
 

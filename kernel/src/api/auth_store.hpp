@@ -10,6 +10,7 @@
 // Audit: one row per write, per refusal and per read of a case or patient (HIPAA 164.312(b)).
 // Rows are queued and written by a background thread in batches (one transaction per batch), so
 // reads are not slowed down by an fsync each; flush_audit() writes everything queued so far.
+#include "store/sqlite_connection.hpp"
 #include "engine/clock.hpp"
 #include "store/sqlite_case_store.hpp"
 
@@ -108,7 +109,7 @@ class SqliteAuthStore {
   // The most recent `limit` rows, oldest first (flushes first).
   std::vector<AuditEntry> read_audit(std::size_t limit = 1000);
 
-  class Db;  // an sqlite3 handle (defined in the .cpp)
+  using Db = store::SqliteConnection;
 
  private:
   void write_audit_batch();

@@ -1,5 +1,7 @@
 #include "store/sqlite_case_store.hpp"
 
+#include "store/sqlite_connection.hpp"
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <sqlite3.h>
@@ -123,122 +125,9 @@ constexpr int kLatestSchema = static_cast<int>(std::size(kMigrations));
 
 }  // namespace
 
-// One sqlite3 handle and its prepared statements, compiled once and reused.
-class SqliteCaseStore::Connection {
- public:
-  class Statement {
-   public:
-    Statement(Connection& connection, sqlite3_stmt* stmt) : connection_(connection), stmt_(stmt) {}
-    Statement(const Statement&) = delete;
-    ~Statement() {
-      sqlite3_reset(stmt_);
-      sqlite3_clear_bindings(stmt_);
-    }
-    Statement& bind(int index, std::string_view text) {
-      check(sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT));
-      return *this;
-    }
-    Statement& bind(int index, std::int64_t value) {
-      check(sqlite3_bind_int64(stmt_, index, value));
-      return *this;
-    }
-    // true while there is a row to read.
-    bool step() {
-      int rc = sqlite3_step(stmt_);
-      if (rc == SQLITE_ROW) return true;
-      if (rc == SQLITE_DONE) return false;
-      connection_.fail("step");
-      return false;
-    }
-    std::int64_t integer(int column) { return sqlite3_column_int64(stmt_, column); }
-    bool is_null(int column) { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
-    std::string text(int column) {
-      auto p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
-      return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column))) : std::string();
-    }
-
-   private:
-    void check(int rc) {
-      if (rc != SQLITE_OK) connection_.fail("bind");
-    }
-    Connection& connection_;
-    sqlite3_stmt* stmt_;
-  };
-
-  Connection(const std::filesystem::path& path, const std::string& synchronous) : path_(path.string()) {
-    if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
-      std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
-      sqlite3_close(db_);
-      db_ = nullptr;
-      throw StoreError("cannot open database " + path_ + ": " + why);
-    }
-    sqlite3_busy_timeout(db_, 10'000);
-    try {
-      exec("PRAGMA journal_mode=WAL");
-      exec(synchronous == "normal" ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
-      exec("PRAGMA foreign_keys=ON");
-    } catch (...) {
-      sqlite3_close(db_);  // the destructor does not run for a constructor that throws
-      throw;
-    }
-  }
-  ~Connection() {
-    for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
-    sqlite3_close(db_);
-  }
-
-  Statement prepare(const char* sql) {
-    auto it = statements_.find(sql);
-    if (it == statements_.end()) {
-      sqlite3_stmt* stmt = nullptr;
-      if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) fail("prepare");
-      it = statements_.emplace(sql, stmt).first;
-    }
-    return Statement(*this, it->second);
-  }
-
-  void exec(const char* sql) {
-    char* message = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
-      std::string why = message ? message : "unknown error";
-      sqlite3_free(message);
-      throw StoreError("database " + path_ + ": " + why);
-    }
-  }
-
-  int changes() { return sqlite3_changes(db_); }
-
-  [[noreturn]] void fail(const char* what) {
-    throw StoreError(std::string("database ") + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
-  }
-
- private:
-  std::string path_;
-  sqlite3* db_ = nullptr;
-  std::map<const char*, sqlite3_stmt*> statements_;  // keyed by the literal's address: each call site has one
-};
-
 namespace {
 
-// Rolls back unless committed, so an exception never leaves a transaction open.
-class Transaction {
- public:
-  explicit Transaction(SqliteCaseStore::Connection& c) : c_(c) { c_.exec("BEGIN IMMEDIATE"); }
-  void commit() {
-    c_.exec("COMMIT");
-    done_ = true;
-  }
-  ~Transaction() {
-    if (!done_) try {
-        c_.exec("ROLLBACK");
-      } catch (...) {
-      }
-  }
-
- private:
-  SqliteCaseStore::Connection& c_;
-  bool done_ = false;
-};
+using Transaction = SqliteTransaction;
 
 boost::json::object parse_object(const std::string& text) {
   boost::system::error_code ec;
@@ -250,7 +139,7 @@ boost::json::object parse_object(const std::string& text) {
 constexpr const char* kCaseColumns =
     "case_id, patient_id, workflow_id, workflow_version, status, stage, revision, created_at, updated_at, state";
 
-CaseRecord read_case_row(SqliteCaseStore::Connection::Statement& s) {
+CaseRecord read_case_row(SqliteConnection::Statement& s) {
   return CaseRecord{s.text(0), s.text(1), s.text(2), static_cast<int>(s.integer(3)), s.text(4), s.text(5),
                     s.integer(6), s.integer(7), s.integer(8), parse_object(s.text(9))};
 }
@@ -394,7 +283,7 @@ constexpr const char* kOutboxColumns =
     "id, case_id, plugin, template, recipient, address, subject, body, status, attempts, next_attempt_at, last_error, "
     "created_at, delivered_at";
 
-OutboxMessage read_message_row(SqliteCaseStore::Connection::Statement& s) {
+OutboxMessage read_message_row(SqliteConnection::Statement& s) {
   OutboxMessage m{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6), s.text(7), s.text(8),
                   static_cast<int>(s.integer(9)), s.integer(10), s.text(11), s.integer(12), std::nullopt};
   if (!s.is_null(13)) m.delivered_at = s.integer(13);

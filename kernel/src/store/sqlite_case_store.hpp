@@ -2,12 +2,12 @@
 // CaseStore on SQLite in WAL mode: one connection for writes (owned by the engine's single
 // writer), one for reads, so readers never wait for a commit's fsync.
 #include "store/case_store.hpp"
+#include "store/sqlite_connection.hpp"
 
 #include <filesystem>
 #include <memory>
 #include <mutex>
 
-struct sqlite3;
 
 namespace clinicflow::store {
 
@@ -39,7 +39,7 @@ class SqliteCaseStore final : public CaseStore {
   int schema_version();
   static int latest_schema_version();
 
-  class Connection;  // an sqlite3 handle with its prepared statements (defined in the .cpp)
+  using Connection = SqliteConnection;
 
  private:
   std::unique_ptr<Connection> writer_;

@@ -1,0 +1,91 @@
+#include "store/sqlite_connection.hpp"
+
+#include "store/case_store.hpp"
+
+#include <sqlite3.h>
+
+namespace clinicflow::store {
+
+SqliteConnection::Statement::~Statement() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+}
+
+SqliteConnection::Statement& SqliteConnection::Statement::bind(int index, std::string_view text) {
+  if (sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT) != SQLITE_OK)
+    connection_.fail("bind");
+  return *this;
+}
+
+SqliteConnection::Statement& SqliteConnection::Statement::bind(int index, std::int64_t value) {
+  if (sqlite3_bind_int64(stmt_, index, value) != SQLITE_OK) connection_.fail("bind");
+  return *this;
+}
+
+bool SqliteConnection::Statement::step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  connection_.fail("step");
+}
+
+std::int64_t SqliteConnection::Statement::integer(int column) { return sqlite3_column_int64(stmt_, column); }
+
+bool SqliteConnection::Statement::is_null(int column) { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+
+std::string SqliteConnection::Statement::text(int column) {
+  auto p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
+  return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column))) : std::string();
+}
+
+SqliteConnection::SqliteConnection(const std::filesystem::path& path, const std::string& synchronous, bool create)
+    : path_(path.string()) {
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+  if (sqlite3_open_v2(path_.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+    std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw StoreError("cannot open database " + path_ + ": " + why);
+  }
+  sqlite3_busy_timeout(db_, 10'000);
+  try {
+    exec("PRAGMA journal_mode=WAL");
+    exec(synchronous == "normal" ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
+    exec("PRAGMA foreign_keys=ON");
+  } catch (...) {
+    sqlite3_close(db_);  // the destructor does not run for a constructor that throws
+    throw;
+  }
+}
+
+SqliteConnection::~SqliteConnection() {
+  for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+  sqlite3_close(db_);
+}
+
+SqliteConnection::Statement SqliteConnection::prepare(const char* sql) {
+  auto it = statements_.find(sql);
+  if (it == statements_.end()) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) fail("prepare");
+    it = statements_.emplace(sql, stmt).first;
+  }
+  return Statement(*this, it->second);
+}
+
+void SqliteConnection::exec(const char* sql) {
+  char* message = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+    std::string why = message ? message : "unknown error";
+    sqlite3_free(message);
+    throw StoreError("database " + path_ + ": " + why);
+  }
+}
+
+int SqliteConnection::changes() { return sqlite3_changes(db_); }
+
+void SqliteConnection::fail(const char* what) {
+  throw StoreError(std::string("database ") + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
+}
+
+}  // namespace clinicflow::store

@@ -1,0 +1,76 @@
+#pragma once
+// One sqlite3 handle with its prepared statements, compiled once and reused; every value bound.
+// Shared by the case store and the API's auth store (each opens its own connections).
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <string_view>
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace clinicflow::store {
+
+class SqliteConnection {
+ public:
+  // A prepared statement in use; reset and unbound when it goes out of scope.
+  class Statement {
+   public:
+    Statement(SqliteConnection& connection, sqlite3_stmt* stmt) : connection_(connection), stmt_(stmt) {}
+    Statement(const Statement&) = delete;
+    ~Statement();
+    Statement& bind(int index, std::string_view text);
+    Statement& bind(int index, std::int64_t value);
+    bool step();  // true while there is a row to read
+    std::int64_t integer(int column);
+    bool is_null(int column);
+    std::string text(int column);
+
+   private:
+    SqliteConnection& connection_;
+    sqlite3_stmt* stmt_;
+  };
+
+  // WAL, the given synchronous mode ("full" or "normal"), foreign keys on. `create`: make the
+  // file when it does not exist. Throws StoreError naming the file and the reason.
+  SqliteConnection(const std::filesystem::path& path, const std::string& synchronous, bool create = true);
+  ~SqliteConnection();
+  SqliteConnection(const SqliteConnection&) = delete;
+  SqliteConnection& operator=(const SqliteConnection&) = delete;
+
+  // `sql` must be a string with static storage: the statement cache is keyed by its address.
+  Statement prepare(const char* sql);
+  void exec(const char* sql);
+  int changes();
+  [[noreturn]] void fail(const char* what);
+
+ private:
+  std::string path_;
+  sqlite3* db_ = nullptr;
+  std::map<const char*, sqlite3_stmt*> statements_;
+};
+
+// BEGIN IMMEDIATE ... COMMIT; rolls back unless committed, so an exception never leaves a
+// transaction open.
+class SqliteTransaction {
+ public:
+  explicit SqliteTransaction(SqliteConnection& c) : c_(c) { c_.exec("BEGIN IMMEDIATE"); }
+  SqliteTransaction(const SqliteTransaction&) = delete;
+  void commit() {
+    c_.exec("COMMIT");
+    done_ = true;
+  }
+  ~SqliteTransaction() {
+    if (!done_) try {
+        c_.exec("ROLLBACK");
+      } catch (...) {
+      }
+  }
+
+ private:
+  SqliteConnection& c_;
+  bool done_ = false;
+};
+
+}  // namespace clinicflow::store
