@@ -136,8 +136,7 @@ int run(const Arguments& args) {
     auto clock = make_clock(config, store);
     engine::Engine engine(store, workflows, *clock, &host);
     api::SqliteAuthStore auth({config.database_path(), config.synchronous}, *clock);
-    if (auto token_file = auth.ensure_admin_token(config.data_dir))
-      spdlog::warn("no users yet: an admin token was written to {} (readable by its owner only)", token_file->string());
+    auth.ensure_admin_token(config.data_dir);  // first start: writes <data_dir>/admin.token (0600) and logs where
     api::RoleMethods role_methods;
     for (const auto& role : config.roles) role_methods[role.name] = {role.methods.begin(), role.methods.end()};
     auto* virtual_clock = dynamic_cast<engine::VirtualClock*>(clock.get());
