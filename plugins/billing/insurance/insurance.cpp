@@ -3,6 +3,8 @@
 // the rules.
 #include "insurance.hpp"
 
+#include "../billing_support/billing_support.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -13,6 +15,9 @@
 namespace clinicflow_billing {
 
 namespace {
+
+// Shared helpers (identifiers, JSON integers, dates and times, step references, form fields).
+using namespace ::clinicflow::billing::support;
 
 namespace json = boost::json;
 using clinicflow::Charge;
@@ -40,31 +45,9 @@ constexpr double kAddOnThresholdMinutes = 30.0;
 
 // ------------------------------------------------------------------------------ small helpers
 
-bool is_identifier(std::string_view s) {
-  if (s.empty() || s.size() > 64 || !(s[0] >= 'a' && s[0] <= 'z')) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; });
-}
-
-std::string trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return std::string(s);
-}
-
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
-}
-
-std::optional<std::int64_t> as_integer(const json::value* v) {
-  if (!v) return std::nullopt;
-  if (v->is_int64()) return v->get_int64();
-  if (v->is_uint64() && v->get_uint64() <= static_cast<std::uint64_t>(INT64_MAX)) return static_cast<std::int64_t>(v->get_uint64());
-  if (v->is_double()) {
-    double d = v->get_double();
-    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15) return static_cast<std::int64_t>(d);
-  }
-  return std::nullopt;
 }
 
 std::string number_text(double v) {
@@ -74,92 +57,10 @@ std::string number_text(double v) {
   return s;
 }
 
-// Days since 1970-01-01 for a civil date (proleptic Gregorian), and back.
-std::int64_t days_from_civil(std::int64_t y, std::int64_t m, std::int64_t d) {
-  y -= m <= 2;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const std::int64_t yoe = y - era * 400;
-  const std::int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const std::int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-std::string pad(std::int64_t v, std::size_t width) {
-  std::string s = std::to_string(v);
-  return s.size() < width ? std::string(width - s.size(), '0') + s : s;
-}
-
-std::string date_text(std::int64_t z) {
-  z += 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const std::int64_t doe = z - era * 146097;
-  const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const std::int64_t mp = (5 * doy + 2) / 153;
-  const std::int64_t d = doy - (153 * mp + 2) / 5 + 1;
-  const std::int64_t m = mp < 10 ? mp + 3 : mp - 9;
-  const std::int64_t y = yoe + era * 400 + (m <= 2);
-  return pad(y, 4) + "-" + pad(m, 2) + "-" + pad(d, 2);
-}
-
-bool read_digits(std::string_view s, std::size_t at, std::size_t n, std::int64_t& out) {
-  if (at + n > s.size()) return false;
-  out = 0;
-  for (std::size_t i = at; i < at + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    out = out * 10 + (s[i] - '0');
-  }
-  return true;
-}
-
-std::optional<std::int64_t> parse_date_prefix(std::string_view s) {
-  std::int64_t y, m, d;
-  if (s.size() < 10 || s[4] != '-' || s[7] != '-' || !read_digits(s, 0, 4, y) || !read_digits(s, 5, 2, m) || !read_digits(s, 8, 2, d))
-    return std::nullopt;
-  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (m < 1 || m > 12 || d < 1) return std::nullopt;
-  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  if (d > kDays[m - 1] + (m == 2 && leap ? 1 : 0)) return std::nullopt;
-  return days_from_civil(y, m, d);
-}
-
 std::optional<std::int64_t> parse_date(const json::value* v) {
   if (!v || !v->is_string() || v->get_string().size() != 10) return std::nullopt;
   return parse_date_prefix(v->get_string());
 }
-
-// Seconds since the epoch for an RFC 3339 date-time ("2026-03-02T09:00:00Z", offsets and
-// fractions allowed).
-std::optional<std::int64_t> parse_datetime(std::string_view s) {
-  auto day = parse_date_prefix(s);
-  std::int64_t hh, mm, ss;
-  if (!day || s.size() < 20 || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !read_digits(s, 11, 2, hh) || s[13] != ':' ||
-      !read_digits(s, 14, 2, mm) || s[16] != ':' || !read_digits(s, 17, 2, ss) || hh > 23 || mm > 59 || ss > 60)
-    return std::nullopt;
-  std::size_t i = 19;
-  if (s[i] == '.') {
-    ++i;
-    std::size_t start = i;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
-    if (i == start) return std::nullopt;
-  }
-  std::int64_t offset = 0;
-  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
-    ++i;
-  } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
-    std::int64_t oh, om;
-    if (!read_digits(s, i + 1, 2, oh) || i + 3 >= s.size() || s[i + 3] != ':' || !read_digits(s, i + 4, 2, om) || oh > 23 || om > 59)
-      return std::nullopt;
-    offset = (oh * 60 + om) * 60 * (s[i] == '-' ? -1 : 1);
-    i += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (i != s.size()) return std::nullopt;
-  return *day * 86400 + hh * 3600 + mm * 60 + std::min<std::int64_t>(ss, 59) - offset;
-}
-
-std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
 std::int64_t today(const StepRequest& r, std::int64_t utc_offset_minutes) {
   auto t = parse_datetime(r.now);
@@ -175,11 +76,6 @@ std::string action_of(const json::object& step_settings) {
     throw SetupError(std::string("the step needs [step.settings] action = \"...\": one of ") + kActions);
   return std::string(a->get_string());
 }
-
-struct Ref {
-  std::string step, field;
-  std::string text() const { return step + "." + field; }
-};
 
 Ref ref_of(const json::value& v, std::string_view key) {
   auto bad = [&] { return SetupError("step setting '" + std::string(key) + "' must name a field as \"step.field\""); };
@@ -212,11 +108,6 @@ std::vector<Ref> ref_list(const json::object& settings, std::string_view key) {
     out.push_back(ref_of(*v, key));
   }
   return out;
-}
-
-const json::value* lookup(const StepRequest& r, const Ref& ref) {
-  const json::value* v = r.find(ref.step, ref.field);
-  return v && !v->is_null() ? v : nullptr;
 }
 
 std::vector<std::string> step_ids(const json::object& settings, std::string_view key) {
@@ -275,8 +166,6 @@ std::string steps_text(const std::vector<std::string>& steps) {
 
 // ------------------------------------------------------------------------------ plugin settings
 
-bool present(const Settings& s, std::string_view name) { return s.has(name) && !s.values().at(name).is_null(); }
-
 std::string code_of(const json::value& v, const std::string& where) {
   if (!v.is_string()) throw std::invalid_argument(where + ": a code must be text, such as \"96365\"");
   std::string code = trim(v.get_string());
@@ -286,10 +175,6 @@ std::string code_of(const json::value& v, const std::string& where) {
   if (code == "J0222")  // [S36][S59][S60]: a blog's "J0222" contradicts CMS; esketamine is J0013
     throw std::invalid_argument(where + ": J0222 is not the esketamine code; esketamine nasal spray is J0013 per 1 mg (replacing S0013 from 2026-01-01)");
   return code;
-}
-
-json::object field(std::string name, std::string type, std::string label, std::string help, bool required = false) {
-  return {{"name", std::move(name)}, {"type", std::move(type)}, {"label", std::move(label)}, {"help", std::move(help)}, {"required", required}};
 }
 
 json::object enum_field(std::string name, std::string label, json::array values, std::string help) {
