@@ -227,6 +227,10 @@ std::optional<std::string> Api::on_message(const std::shared_ptr<Connection>& co
       text, [&](const Request& request) { return call(*session, connection, request); }, options_.limits);
 }
 
+std::optional<std::string> Api::handle(const std::shared_ptr<Connection>& connection, std::string_view text) {
+  return on_message(connection, text);
+}
+
 void Api::login(Session& session, std::optional<Identity> identity) {
   if (session.identity && (!identity || identity->token_id != session.identity->token_id)) drop_subscriptions(session);
   session.identity = std::move(identity);

@@ -49,6 +49,9 @@ class Api final : public MessageHandler {
   void on_open(const std::shared_ptr<Connection>& connection, std::optional<std::string> bearer_token) override;
   std::optional<std::string> on_message(const std::shared_ptr<Connection>& connection, std::string_view text) override;
   bool authenticated(const Connection& connection) const override;
+  // Runs one text frame to its answer and returns it (nothing for notifications only): for
+  // in-process callers such as the scenario tests. Blocks until the answer is durable.
+  std::optional<std::string> handle(const std::shared_ptr<Connection>& connection, std::string_view text);
   void on_close(const Connection& connection) override;
 
   // Every method name, sorted.
