@@ -15,6 +15,7 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -83,6 +84,65 @@ class Scenario {
     boost::json::object answer = send(c, method, params);
     if (!answer.contains("error")) FAIL(method << " succeeded but an error was expected: " << boost::json::serialize(answer));
     return answer.at("error").as_object();
+  }
+
+  // A new patient (with phone and email, so messages have addresses) and a case on `workflow`;
+  // returns the case view.
+  boost::json::object open_case(const std::string& workflow) {
+    auto patient = call("patient.create", {{"given_name", "Test"},
+                                           {"family_name", "Patient " + std::to_string(next_request_)},
+                                           {"birth_date", "1980-01-01"},
+                                           {"phone", "+15550100"},
+                                           {"email", "patient@example.org"}});
+    return call("case.open", {{"patient_id", patient.at("patient_id")}, {"workflow", workflow}}).as_object();
+  }
+
+  // Submits a step as the staff user; returns the case view after it.
+  boost::json::object submit(const boost::json::value& case_id, const std::string& step, const boost::json::object& data) {
+    return call("case.submit", {{"case_id", case_id}, {"step", step}, {"data", data}}).as_object();
+  }
+
+  boost::json::object get(const boost::json::value& case_id) { return call("case.get", {{"case_id", case_id}}).as_object(); }
+
+  // The ids of the tasks open now (not waiting) on a case view.
+  static std::vector<std::string> open_steps(const boost::json::object& view) {
+    std::vector<std::string> out;
+    for (const auto& t : view.at("open_tasks").as_array()) out.emplace_back(t.at("step").as_string());
+    return out;
+  }
+  static bool is_open(const boost::json::object& view, const std::string& step) {
+    auto steps = open_steps(view);
+    return std::find(steps.begin(), steps.end(), step) != steps.end();
+  }
+
+  // The case's history entries, in order ({seq, at, type, step, actor, data}).
+  std::vector<boost::json::object> history(const boost::json::value& case_id) {
+    std::vector<boost::json::object> out;
+    for (auto& e : call("case.history", {{"case_id", case_id}}).as_array()) out.push_back(e.as_object());
+    return out;
+  }
+  // The history entries of one type, such as "step_completed" or "charge_posted".
+  std::vector<boost::json::object> events(const boost::json::value& case_id, const std::string& type) {
+    std::vector<boost::json::object> out;
+    for (auto& e : history(case_id))
+      if (e.at("type") == type.c_str()) out.push_back(e);
+    return out;
+  }
+
+  // billing.summary: {case_id, charges, by_code, total_cents}.
+  boost::json::object billing(const boost::json::value& case_id) { return call("billing.summary", {{"case_id", case_id}}).as_object(); }
+  // messages.list with bodies, after delivering every message due now.
+  std::vector<boost::json::object> messages(const boost::json::value& case_id) {
+    deliver_messages();
+    std::vector<boost::json::object> out;
+    for (auto& m : call("messages.list", {{"case_id", case_id}, {"include_body", true}}).as_array()) out.push_back(m.as_object());
+    return out;
+  }
+  // The templates of a case's messages, in the order they were queued.
+  std::vector<std::string> message_templates(const boost::json::value& case_id) {
+    std::vector<std::string> out;
+    for (const auto& m : messages(case_id)) out.emplace_back(m.at("template").as_string());
+    return out;
   }
 
   // Moves virtual time on, firing every timer that falls due (clock.advance).
