@@ -80,7 +80,9 @@ class FakePlugins final : public StepPlugins {
  public:
   std::map<std::string, std::function<PluginDecision(const PluginCall&)>> plugins;
   std::map<std::string, std::string> broken;
+  std::atomic<bool> throws{false};  // an unexpected failure inside the engine's decision
   std::optional<std::string> unavailable(std::string_view plugin) const override {
+    if (throws) throw std::runtime_error("secret detail /var/lib/db");
     if (auto it = broken.find(std::string(plugin)); it != broken.end()) return it->second;
     if (!plugins.count(std::string(plugin))) return "not loaded";
     return std::nullopt;
@@ -378,13 +380,23 @@ TEST_CASE_METHOD(Fixture, "batches: answers for the requests only, in order; all
 TEST_CASE_METHOD(Fixture, "an unexpected exception is -32603 and its text is not shown") {
   auto c = login("fd1");
   std::string patient = new_patient(c);
-  listener_throws = true;  // the engine commits, then a listener throws a std::exception
+  plugins.throws = true;  // the engine's decision meets a std::exception it does not expect
   auto e = error(c, "case.open", {{"patient_id", patient}, {"workflow", "test_flow"}});
   CHECK(e.at("code") == -32603);
   CHECK(e.at("message") == "internal error");
   CHECK_FALSE(e.contains("data"));
   CHECK(json::serialize(e).find("secret") == std::string::npos);
   CHECK(audited("fd1 case.open " + patient + " internal_error"));
+}
+
+TEST_CASE_METHOD(Fixture, "a commit listener that throws does not cost the committed command its answer") {
+  auto c = login("fd1");
+  std::string patient = new_patient(c);
+  listener_throws = true;  // the engine commits, then a listener throws
+  auto view = result(c, "case.open", {{"patient_id", patient}, {"workflow", "test_flow"}});
+  std::string case_id(view.at("case_id").as_string());
+  listener_throws = false;
+  CHECK(result(c, "case.get", {{"case_id", case_id}}).at("revision") == view.at("revision"));
 }
 
 // ------------------------------------------------------------------------------------ auth and roles

@@ -94,9 +94,11 @@ TEST_CASE("the shipped config file loads with the documented defaults", "[config
   CHECK(config.delivery_max_attempts == 8);
   CHECK(config.delivery_first_retry == 30'000);
   CHECK(config.delivery_max_retry == 3'600'000);
-  // Only the embedded messaging default is on: the others need the clinic's clinical settings.
-  REQUIRE(config.plugins.size() == 1);
-  CHECK(config.plugins[0].name == "outbox_file");
+  // Every shipped plugin the shipped workflows use is on, with example settings.
+  std::vector<std::string> names;
+  for (const auto& p : config.plugins) names.push_back(p.name);
+  CHECK(names == std::vector<std::string>{"outbox_file", "iv_ketamine", "im_ketamine", "esketamine_nasal", "self_pay", "insurance"});
+  REQUIRE_FALSE(config.plugins.empty());
   CHECK(config.plugins[0].settings.at("path") == "var/outbox.jsonl");
   check_default_roles(config.roles);
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <future>
 
 namespace clinicflow::engine {
 namespace json = boost::json;
@@ -21,6 +22,8 @@ struct Engine::Command {
   TimePoint now = 0;
   std::vector<store::EventRecord> events;
   std::vector<store::OutboxMessage> messages;
+  // An error to answer with once the events are durable: a refusal that is recorded on the case.
+  std::exception_ptr answer_error;
 
   void emit(const char* type, const std::string& step, const std::string& actor, json::object data = {}) {
     store::EventRecord e{state.revision + 1, now, type, step, actor, std::move(data)};
@@ -37,11 +40,30 @@ struct Engine::Command {
   }
 };
 
+// A decided command waiting for its group commit.
+struct Engine::Pending {
+  store::CaseWrite write;
+  CaseState state;
+  std::exception_ptr answer_error;
+  Completion done;
+};
+
 Engine::Engine(store::CaseStore& store, const workflow::WorkflowSet& workflows, Clock& clock, StepPlugins* plugins)
-    : store_(store), workflows_(workflows), clock_(clock), plugins_(plugins), random_(std::random_device{}()) {}
+    : store_(store), workflows_(workflows), clock_(clock), plugins_(plugins), random_(std::random_device{}()) {
+  committer_ = std::thread([this] { commit_loop(); });
+}
+
+Engine::~Engine() {
+  {
+    std::lock_guard lock(queue_mutex_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  committer_.join();
+}
 
 void Engine::add_listener(CommitListener listener) {
-  std::lock_guard lock(write_mutex_);
+  std::lock_guard lock(listeners_mutex_);
   listeners_.push_back(std::move(listener));
 }
 
@@ -56,10 +78,14 @@ std::shared_ptr<const Workflow> Engine::workflow_of(const CaseState& state) cons
 }
 
 Engine::Command Engine::load(const std::string& case_id) {
-  auto record = store_.read_case(case_id);
-  if (!record) throw EngineError(ErrorKind::not_found, "no case '" + case_id + "'");
   Command c;
-  c.state = from_json(record->state);
+  if (auto pending = overlay_.find(case_id); pending != overlay_.end()) {
+    c.state = pending->second;  // decided on, not yet durable: build on it
+  } else {
+    auto record = store_.read_case(case_id);
+    if (!record) throw EngineError(ErrorKind::not_found, "no case '" + case_id + "'");
+    c.state = from_json(record->state);
+  }
   c.base_revision = c.state.revision;
   c.workflow = workflow_of(c.state);
   if (!c.workflow)
@@ -69,117 +95,237 @@ Engine::Command Engine::load(const std::string& case_id) {
   return c;
 }
 
-void Engine::commit(Command& c) {
-  if (c.events.empty()) return;
-  store::CaseWrite write{c.base_revision, c.events, to_record(c.state), pending_timers(c.state), c.messages};
-  try {
-    store_.write(std::span(&write, 1));
-  } catch (const store::RevisionConflict& e) {
-    throw EngineError(ErrorKind::conflict, e.what());
+void Engine::queue(Command& c, Completion done) {
+  overlay_[c.state.case_id] = c.state;
+  Pending pending{store::CaseWrite{c.base_revision, std::move(c.events), to_record(c.state), pending_timers(c.state), std::move(c.messages)},
+                  c.state, c.answer_error, std::move(done)};
+  {
+    std::lock_guard lock(queue_mutex_);
+    queue_.push_back(std::move(pending));
   }
-  for (const auto& listener : listeners_) listener(c.state, c.events);
+  queue_cv_.notify_one();
+}
+
+void Engine::run(const std::function<void(Command&)>& decide, Completion done) {
+  std::unique_lock lock(write_mutex_);
+  Command c;
+  try {
+    decide(c);
+  } catch (...) {
+    lock.unlock();
+    done(nullptr, std::current_exception());
+    return;
+  }
+  if (c.events.empty()) {
+    lock.unlock();
+    done(&c.state, c.answer_error);
+    return;
+  }
+  queue(c, std::move(done));
+}
+
+CaseState Engine::wait(const std::function<void(Completion)>& start) {
+  if (std::this_thread::get_id() == committer_.get_id())
+    throw std::logic_error("an engine command waited on the committer thread (from a listener or a completion)");
+  std::promise<CaseState> answer;
+  auto future = answer.get_future();
+  start([&answer](const CaseState* state, std::exception_ptr error) {
+    if (error) answer.set_exception(error);
+    else answer.set_value(*state);
+  });
+  return future.get();
+}
+
+void Engine::commit_loop() {
+  std::vector<Pending> group;
+  for (;;) {
+    {
+      std::unique_lock lock(queue_mutex_);
+      queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything decided is committed
+      group.swap(queue_);          // everything decided while the last group was committing
+    }
+    commit_group(group);
+    group.clear();
+  }
+}
+
+void Engine::commit_group(std::vector<Pending>& group) {
+  std::vector<store::CaseWrite> writes;
+  writes.reserve(group.size());
+  for (auto& p : group) writes.push_back(std::move(p.write));
+  std::vector<std::string> left_out;
+  std::exception_ptr failure;
+  try {
+    left_out = store_.write_group(writes);
+  } catch (...) {
+    failure = std::current_exception();
+    left_out.assign(group.size(), "the database failed");
+  }
+  {
+    // What is durable now is read from the store again; what failed is forgotten, so the next
+    // command on that case starts from what the store holds.
+    std::lock_guard lock(write_mutex_);
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      auto it = overlay_.find(group[i].state.case_id);
+      if (it != overlay_.end() && (!left_out[i].empty() || it->second.revision == group[i].state.revision)) overlay_.erase(it);
+    }
+  }
+  if (failure) {
+    try {
+      std::rethrow_exception(failure);
+    } catch (const std::exception& e) {
+      spdlog::error("group commit of {} write(s) failed: {}", group.size(), e.what());
+    } catch (...) {
+    }
+  }
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    Pending& p = group[i];
+    try {
+      if (left_out[i].empty()) {
+        {
+          // The commit stands whatever a listener does: its failure is logged, the answer sent.
+          std::lock_guard lock(listeners_mutex_);
+          for (const auto& listener : listeners_) try {
+              listener(p.state, writes[i].events);
+            } catch (const std::exception& e) {
+              spdlog::error("a commit listener failed on case {}: {}", p.state.case_id, e.what());
+            }
+        }
+        p.done(&p.state, p.answer_error);
+      } else {
+        p.done(nullptr, failure ? failure : std::make_exception_ptr(EngineError(ErrorKind::conflict, left_out[i])));
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("after the commit of case {}: {}", p.state.case_id, e.what());
+    } catch (...) {
+      spdlog::error("after the commit of case {}: unknown exception", p.state.case_id);
+    }
+  }
+}
+
+void Engine::open_case(const std::string& patient_id, const std::string& workflow_id, std::optional<int> version,
+                       const Actor& actor, Completion done) {
+  run(
+      [&](Command& c) {
+        auto workflow = workflows_.find(workflow_id, version);
+        if (!workflow)
+          throw EngineError(ErrorKind::not_found, "no workflow '" + workflow_id + "'" +
+                                                      (version ? " version " + std::to_string(*version) : std::string()));
+        if (patient_id.empty()) throw EngineError(ErrorKind::invalid_data, "a case needs a patient", {{"patient_id", "is required"}});
+        for (const auto& plugin : workflow->plugins()) {
+          std::optional<std::string> why = plugins_ ? plugins_->unavailable(plugin) : std::optional<std::string>("no plugins are loaded");
+          if (why)
+            throw EngineError(ErrorKind::unavailable,
+                              "workflow '" + workflow->id + "' needs plugin '" + plugin + "', which is unavailable: " + *why);
+        }
+        c.workflow = workflow;
+        c.now = clock_.now();
+        c.state.case_id = new_case_id();
+        c.emit(event::case_opened, "", actor.id,
+               {{"workflow", workflow->id}, {"version", workflow->version}, {"patient_id", patient_id}});
+        const StepDef& first = workflow->steps.front();
+        c.emit(event::stage_entered, "", "system", {{"stage", first.stage}, {"repetition", workflow->stage_of(first).repeat ? 1 : 0}});
+        enter(c, first, std::nullopt, std::nullopt);
+        spdlog::info("case {} opened on workflow {} v{} by {}", c.state.case_id, workflow->id, workflow->version, actor.id);
+      },
+      std::move(done));
+}
+
+void Engine::submit(const std::string& case_id, const std::string& step_id, const json::object& data, const Actor& actor,
+                    std::optional<std::int64_t> expected_revision, Completion done) {
+  run(
+      [&](Command& c) {
+        c = load(case_id);
+        if (expected_revision && *expected_revision != c.state.revision)
+          throw EngineError(ErrorKind::conflict, "case '" + case_id + "' is at revision " + std::to_string(c.state.revision) +
+                                                     ", not " + std::to_string(*expected_revision) + ": reload it and submit again");
+        if (c.state.status != "active") throw EngineError(ErrorKind::conflict, "case '" + case_id + "' is " + c.state.status);
+        const StepDef* step = c.workflow->find_step(step_id);
+        if (!step) throw EngineError(ErrorKind::not_found, "workflow '" + c.workflow->id + "' has no step '" + step_id + "'");
+        const ActiveStep* active = c.state.find_active(step_id);
+        if (!active) throw EngineError(ErrorKind::conflict, "step '" + step_id + "' is not open");
+        if (active->waiting)
+          throw EngineError(ErrorKind::conflict, "step '" + step_id + "' opens only at " + format_rfc3339(active->opens_at.value_or(0)));
+        if (step->kind == StepKind::automatic)
+          throw EngineError(ErrorKind::conflict, "step '" + step_id + "' is done by plugin '" + step->plugin + "'; use retry if it failed");
+        bool allowed = std::any_of(step->roles.begin(), step->roles.end(), [&](const std::string& role) {
+          return std::find(actor.roles.begin(), actor.roles.end(), role) != actor.roles.end();
+        });
+        if (!allowed) {
+          std::string roles;
+          for (const auto& r : step->roles) roles += (roles.empty() ? "" : ", ") + r;
+          throw EngineError(ErrorKind::forbidden, "step '" + step_id + "' may be completed only by: " + roles);
+        }
+        json::object clean;
+        if (auto problems = workflow::validate_form(*step, data, clean); !problems.empty()) {
+          std::string message = "the form of step '" + step_id + "' has " + std::to_string(problems.size()) + " problem" +
+                                (problems.size() == 1 ? "" : "s");
+          throw EngineError(ErrorKind::invalid_data, message, std::move(problems));
+        }
+        if (!step->plugin.empty()) {
+          PluginDecision decision = call_plugin(c, *step, &clean);
+          if (decision.status != PluginDecision::Status::ok) {
+            bool refused = decision.status == PluginDecision::Status::refused;
+            // The refusal or failure is history worth keeping: record it, then tell the submitter.
+            c.emit(refused ? event::step_refused : event::step_failed, step_id, "plugin:" + step->plugin,
+                   refused ? json::object{{"reason", decision.reason}, {"by", actor.id}} : json::object{{"error", decision.reason}});
+            c.answer_error = std::make_exception_ptr(EngineError(refused ? ErrorKind::refused : ErrorKind::unavailable, decision.reason));
+            return;
+          }
+          for (auto& [key, value] : decision.data)
+            if (!clean.contains(key)) clean[key] = value;  // a plugin adds what it derived; it never overrides staff input
+          c.emit(event::step_completed, step_id, actor.id, {{"data", std::move(clean)}});
+          post_charges(c, *step, decision);
+        } else {
+          c.emit(event::step_completed, step_id, actor.id, {{"data", std::move(clean)}});
+        }
+        queue_messages(c, *step, "completed", std::nullopt);
+        advance(c, *step);
+      },
+      std::move(done));
+}
+
+void Engine::close_case(const std::string& case_id, const std::string& reason, const Actor& actor, Completion done) {
+  run(
+      [&](Command& c) {
+        c = load(case_id);
+        if (c.state.status != "active") throw EngineError(ErrorKind::conflict, "case '" + case_id + "' is already " + c.state.status);
+        if (reason.empty()) throw EngineError(ErrorKind::invalid_data, "closing a case needs a reason", {{"reason", "is required"}});
+        c.emit(event::case_ended, "", actor.id, {{"outcome", "closed"}, {"reason", reason}});
+      },
+      std::move(done));
+}
+
+void Engine::retry_step(const std::string& case_id, const std::string& step_id, const Actor&, Completion done) {
+  run(
+      [&](Command& c) {
+        c = load(case_id);
+        const StepDef* step = c.workflow->find_step(step_id);
+        const ActiveStep* active = c.state.find_active(step_id);
+        if (!step || !active || active->waiting || step->kind != StepKind::automatic)
+          throw EngineError(ErrorKind::conflict, "step '" + step_id + "' is not an open automatic step");
+        run_automatic(c, *step);
+      },
+      std::move(done));
 }
 
 CaseState Engine::open_case(const std::string& patient_id, const std::string& workflow_id, std::optional<int> version,
                             const Actor& actor) {
-  auto workflow = workflows_.find(workflow_id, version);
-  if (!workflow)
-    throw EngineError(ErrorKind::not_found, "no workflow '" + workflow_id + "'" +
-                                                (version ? " version " + std::to_string(*version) : std::string()));
-  if (patient_id.empty()) throw EngineError(ErrorKind::invalid_data, "a case needs a patient", {{"patient_id", "is required"}});
-  for (const auto& plugin : workflow->plugins()) {
-    std::optional<std::string> why = plugins_ ? plugins_->unavailable(plugin) : std::optional<std::string>("no plugins are loaded");
-    if (why)
-      throw EngineError(ErrorKind::unavailable, "workflow '" + workflow->id + "' needs plugin '" + plugin + "', which is unavailable: " + *why);
-  }
-  std::lock_guard lock(write_mutex_);
-  Command c;
-  c.workflow = workflow;
-  c.now = clock_.now();
-  c.state.case_id = new_case_id();
-  c.emit(event::case_opened, "", actor.id,
-         {{"workflow", workflow->id}, {"version", workflow->version}, {"patient_id", patient_id}});
-  const StepDef& first = workflow->steps.front();
-  c.emit(event::stage_entered, "", "system", {{"stage", first.stage}, {"repetition", workflow->stage_of(first).repeat ? 1 : 0}});
-  enter(c, first, std::nullopt, std::nullopt);
-  commit(c);
-  spdlog::info("case {} opened on workflow {} v{} by {}", c.state.case_id, workflow->id, workflow->version, actor.id);
-  return c.state;
+  return wait([&](Completion done) { open_case(patient_id, workflow_id, version, actor, std::move(done)); });
 }
 
-CaseState Engine::submit(const std::string& case_id, const std::string& step_id, const json::object& data, const Actor& actor,
+CaseState Engine::submit(const std::string& case_id, const std::string& step, const json::object& data, const Actor& actor,
                          std::optional<std::int64_t> expected_revision) {
-  std::lock_guard lock(write_mutex_);
-  Command c = load(case_id);
-  if (expected_revision && *expected_revision != c.state.revision)
-    throw EngineError(ErrorKind::conflict, "case '" + case_id + "' is at revision " + std::to_string(c.state.revision) +
-                                               ", not " + std::to_string(*expected_revision) + ": reload it and submit again");
-  if (c.state.status != "active") throw EngineError(ErrorKind::conflict, "case '" + case_id + "' is " + c.state.status);
-  const StepDef* step = c.workflow->find_step(step_id);
-  if (!step) throw EngineError(ErrorKind::not_found, "workflow '" + c.workflow->id + "' has no step '" + step_id + "'");
-  const ActiveStep* active = c.state.find_active(step_id);
-  if (!active) throw EngineError(ErrorKind::conflict, "step '" + step_id + "' is not open");
-  if (active->waiting)
-    throw EngineError(ErrorKind::conflict, "step '" + step_id + "' opens only at " + format_rfc3339(active->opens_at.value_or(0)));
-  if (step->kind == StepKind::automatic)
-    throw EngineError(ErrorKind::conflict, "step '" + step_id + "' is done by plugin '" + step->plugin + "'; use retry if it failed");
-  bool allowed = std::any_of(step->roles.begin(), step->roles.end(), [&](const std::string& role) {
-    return std::find(actor.roles.begin(), actor.roles.end(), role) != actor.roles.end();
-  });
-  if (!allowed) {
-    std::string roles;
-    for (const auto& r : step->roles) roles += (roles.empty() ? "" : ", ") + r;
-    throw EngineError(ErrorKind::forbidden, "step '" + step_id + "' may be completed only by: " + roles);
-  }
-  json::object clean;
-  if (auto problems = workflow::validate_form(*step, data, clean); !problems.empty()) {
-    std::string message = "the form of step '" + step_id + "' has " + std::to_string(problems.size()) + " problem" +
-                          (problems.size() == 1 ? "" : "s");
-    throw EngineError(ErrorKind::invalid_data, message, std::move(problems));
-  }
-  if (!step->plugin.empty()) {
-    PluginDecision decision = call_plugin(c, *step, &clean);
-    if (decision.status != PluginDecision::Status::ok) {
-      bool refused = decision.status == PluginDecision::Status::refused;
-      // The refusal or failure is history worth keeping: record it, then tell the submitter.
-      c.emit(refused ? event::step_refused : event::step_failed, step_id, "plugin:" + step->plugin,
-             refused ? json::object{{"reason", decision.reason}, {"by", actor.id}} : json::object{{"error", decision.reason}});
-      commit(c);
-      throw EngineError(refused ? ErrorKind::refused : ErrorKind::unavailable, decision.reason);
-    }
-    for (auto& [key, value] : decision.data)
-      if (!clean.contains(key)) clean[key] = value;  // a plugin adds what it derived; it never overrides staff input
-    c.emit(event::step_completed, step_id, actor.id, {{"data", std::move(clean)}});
-    post_charges(c, *step, decision);
-  } else {
-    c.emit(event::step_completed, step_id, actor.id, {{"data", std::move(clean)}});
-  }
-  queue_messages(c, *step, "completed", std::nullopt);
-  advance(c, *step);
-  commit(c);
-  return c.state;
+  return wait([&](Completion done) { submit(case_id, step, data, actor, expected_revision, std::move(done)); });
 }
 
 CaseState Engine::close_case(const std::string& case_id, const std::string& reason, const Actor& actor) {
-  std::lock_guard lock(write_mutex_);
-  Command c = load(case_id);
-  if (c.state.status != "active") throw EngineError(ErrorKind::conflict, "case '" + case_id + "' is already " + c.state.status);
-  if (reason.empty()) throw EngineError(ErrorKind::invalid_data, "closing a case needs a reason", {{"reason", "is required"}});
-  c.emit(event::case_ended, "", actor.id, {{"outcome", "closed"}, {"reason", reason}});
-  commit(c);
-  return c.state;
+  return wait([&](Completion done) { close_case(case_id, reason, actor, std::move(done)); });
 }
 
-CaseState Engine::retry_step(const std::string& case_id, const std::string& step_id, const Actor&) {
-  std::lock_guard lock(write_mutex_);
-  Command c = load(case_id);
-  const StepDef* step = c.workflow->find_step(step_id);
-  const ActiveStep* active = c.state.find_active(step_id);
-  if (!step || !active || active->waiting || step->kind != StepKind::automatic)
-    throw EngineError(ErrorKind::conflict, "step '" + step_id + "' is not an open automatic step");
-  run_automatic(c, *step);
-  commit(c);
-  return c.state;
+CaseState Engine::retry_step(const std::string& case_id, const std::string& step, const Actor& actor) {
+  return wait([&](Completion done) { retry_step(case_id, step, actor, std::move(done)); });
 }
 
 void Engine::advance(Command& c, const StepDef& from) {
@@ -327,21 +473,21 @@ PluginDecision Engine::call_plugin(Command& c, const StepDef& step, const json::
   }
 }
 
-bool Engine::fire(const store::TimerRecord& timer) {
-  std::lock_guard lock(write_mutex_);
-  Command c = load(timer.case_id);
+// Decides what a due timer does; false when it is stale (its step moved on since it was set).
+bool Engine::decide_fire(Command& c, const store::TimerRecord& timer) {
+  c = load(timer.case_id);
   const ActiveStep* active = c.state.find_active(timer.step);
   const StepDef* step = c.workflow->find_step(timer.step);
   if (!active || !step) return false;
   if (timer.kind == "open" && active->waiting && active->opens_at == timer.due) {
     open_step(c, *step, active->due);
-  } else if (timer.kind == "overdue" && !active->waiting && active->due == timer.due && !active->overdue) {
-    c.emit(event::step_overdue, step->id, "system", {{"due", timer.due}});
-  } else {
-    return false;
+    return true;
   }
-  commit(c);
-  return true;
+  if (timer.kind == "overdue" && !active->waiting && active->due == timer.due && !active->overdue) {
+    c.emit(event::step_overdue, step->id, "system", {{"due", timer.due}});
+    return true;
+  }
+  return false;
 }
 
 std::size_t Engine::fire_due_timers() {
@@ -349,13 +495,33 @@ std::size_t Engine::fire_due_timers() {
   for (;;) {
     auto timers = store_.due_timers(clock_.now(), 256);
     if (timers.empty()) break;
+    // Every timer due now is decided first, then all commit together.
+    std::vector<std::future<void>> durable;
+    {
+      std::lock_guard lock(write_mutex_);
+      for (const auto& timer : timers) {
+        try {
+          Command c;
+          if (!decide_fire(c, timer)) continue;
+          auto promise = std::make_shared<std::promise<void>>();
+          durable.push_back(promise->get_future());
+          queue(c, [promise](const CaseState*, std::exception_ptr error) {
+            if (error) promise->set_exception(error);
+            else promise->set_value();
+          });
+        } catch (const EngineError& e) {
+          // A timer on a case whose workflow is no longer loaded stays pending; it fires once the workflow is back.
+          spdlog::error("timer {} on case {} step {}: {}", timer.kind, timer.case_id, timer.step, e.what());
+        }
+      }
+    }
     std::size_t before = fired;
-    for (const auto& timer : timers) {
+    for (auto& f : durable) {
       try {
-        fired += fire(timer) ? 1 : 0;
-      } catch (const EngineError& e) {
-        // A timer on a case whose workflow is no longer loaded stays pending; it fires once the workflow is back.
-        spdlog::error("timer {} on case {} step {}: {}", timer.kind, timer.case_id, timer.step, e.what());
+        f.get();
+        ++fired;
+      } catch (const std::exception& e) {
+        spdlog::error("a timer's commit failed: {}", e.what());
       }
     }
     if (fired == before) break;  // only stale or unfireable timers were left

@@ -1,7 +1,11 @@
 #pragma once
 // The engine runs cases through their workflow: it checks each command against the workflow and
 // the case's current state, decides what happens next, and writes the resulting events and the
-// new projection in one transaction. It is the single writer: commands run one at a time.
+// new projection in one transaction. It is the single writer: commands are decided one at a
+// time, in memory, and a committer thread writes them in groups: every command decided while
+// the previous group was being made durable goes into the next transaction (group commit). A
+// command is answered only once its group is durable; a later command on the same case is
+// decided on top of the earlier one even before that is durable.
 #include "engine/case_state.hpp"
 #include "engine/clock.hpp"
 #include "engine/step_plugins.hpp"
@@ -9,8 +13,12 @@
 #include "workflow/form.hpp"
 #include "workflow/workflow_set.hpp"
 
+#include <condition_variable>
+#include <exception>
 #include <functional>
+#include <map>
 #include <mutex>
+#include <thread>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -47,13 +55,33 @@ class EngineError : public std::runtime_error {
 };
 
 // Called after each commit, in commit order, with the case's new state and the events just written.
+// Runs on the committer thread: it must not block, nor call the engine's commands.
 using CommitListener = std::function<void(const CaseState& state, const std::vector<store::EventRecord>& events)>;
+
+// A command's answer: the case's state once the command is durable, or why it failed (an
+// EngineError, or a StoreError when the database failed). A refusal that was recorded on the case
+// comes with both. Called once: on the calling thread when the command is refused before it
+// writes anything, else on the committer thread. It must not block, nor call the engine's commands.
+using Completion = std::function<void(const CaseState* state, std::exception_ptr error)>;
 
 class Engine {
  public:
   // `plugins` may be null when no workflow names a plugin.
   Engine(store::CaseStore& store, const workflow::WorkflowSet& workflows, Clock& clock, StepPlugins* plugins = nullptr);
+  ~Engine();  // commits what was decided, then stops the committer
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
 
+  // Asynchronous commands: decided on the calling thread, answered through `done`.
+  void open_case(const std::string& patient_id, const std::string& workflow_id, std::optional<int> version, const Actor& actor,
+                 Completion done);
+  void submit(const std::string& case_id, const std::string& step, const boost::json::object& data, const Actor& actor,
+              std::optional<std::int64_t> expected_revision, Completion done);
+  void close_case(const std::string& case_id, const std::string& reason, const Actor& actor, Completion done);
+  void retry_step(const std::string& case_id, const std::string& step, const Actor& actor, Completion done);
+
+  // The same commands, waiting for the answer (throwing EngineError). Not from a listener or a
+  // completion.
   CaseState open_case(const std::string& patient_id, const std::string& workflow_id, std::optional<int> version,
                       const Actor& actor);
   // `expected_revision`: the revision the submitter saw; a mismatch is a conflict, never a merge.
@@ -79,8 +107,15 @@ class Engine {
 
  private:
   struct Command;
+  struct Pending;
   Command load(const std::string& case_id);
-  void commit(Command& command);
+  // Runs `decide` under the write lock and queues what it decided for the next group commit.
+  void run(const std::function<void(Command&)>& decide, Completion done);
+  void queue(Command& command, Completion done);  // caller holds write_mutex_
+  CaseState wait(const std::function<void(Completion)>& start);
+  void commit_loop();
+  void commit_group(std::vector<Pending>& group);
+  bool decide_fire(Command& command, const store::TimerRecord& timer);
   void advance(Command& command, const workflow::StepDef& from);
   void enter(Command& command, const workflow::StepDef& step, std::optional<TimePoint> earliest, std::optional<TimePoint> due_by);
   void open_step(Command& command, const workflow::StepDef& step, std::optional<TimePoint> due_by);
@@ -88,16 +123,22 @@ class Engine {
   void post_charges(Command& command, const workflow::StepDef& step, const PluginDecision& decision);
   void queue_messages(Command& command, const workflow::StepDef& step, std::string_view trigger, std::optional<TimePoint> opens_at);
   PluginDecision call_plugin(Command& command, const workflow::StepDef& step, const boost::json::object* submitted);
-  bool fire(const store::TimerRecord& timer);
   std::string new_case_id();
 
   store::CaseStore& store_;
   const workflow::WorkflowSet& workflows_;
   Clock& clock_;
   StepPlugins* plugins_;
-  std::mutex write_mutex_;
+  std::mutex write_mutex_;  // decisions and overlay_
+  std::map<std::string, CaseState> overlay_;  // cases decided on but not yet durable
+  std::mutex queue_mutex_;
+  std::condition_variable queue_cv_;
+  std::vector<Pending> queue_;  // decided, waiting for the next group commit
+  bool stopping_ = false;
+  std::mutex listeners_mutex_;
   std::vector<CommitListener> listeners_;
   std::mt19937_64 random_;
+  std::thread committer_;  // last: started when everything else exists
 };
 
 }  // namespace clinicflow::engine

@@ -97,6 +97,13 @@ class CaseStore {
   // any case's stored revision differs from its expected_revision; StoreError on I/O failure.
   virtual void write(std::span<const CaseWrite> batch) = 0;
 
+  // Group commit: the writes of the batch commit in one durable transaction, each on its own:
+  // a write whose case is not at its expected_revision is left out and the others still commit.
+  // Returns, per write, "" when it committed or why it was left out. Throws StoreError on I/O
+  // failure (then nothing committed). This default falls back to one transaction per write
+  // after a conflict; SqliteCaseStore does it in one transaction with savepoints.
+  virtual std::vector<std::string> write_group(std::span<const CaseWrite> batch);
+
   virtual std::optional<CaseRecord> read_case(const std::string& case_id) = 0;
   virtual std::vector<EventRecord> read_events(const std::string& case_id) = 0;
   virtual std::vector<CaseRecord> query_cases(const CaseQuery& query) = 0;

@@ -177,56 +177,82 @@ int SqliteCaseStore::schema_version() {
 
 int SqliteCaseStore::latest_schema_version() { return kLatestSchema; }
 
+namespace {
+
+// One case's write inside an open transaction: the projection (checked against the expected
+// revision), its events, its timers (replaced) and its queued messages.
+void apply_write(SqliteConnection& c, const CaseWrite& w) {
+  const CaseRecord& p = w.projection;
+  std::string state = boost::json::serialize(p.state);
+  if (w.expected_revision == 0) {
+    auto exists = c.prepare("SELECT 1 FROM cases WHERE case_id = ?1");
+    exists.bind(1, p.case_id);
+    if (exists.step()) throw RevisionConflict("case " + p.case_id + " already exists");
+    auto insert = c.prepare(
+        "INSERT INTO cases (case_id, patient_id, workflow_id, workflow_version, status, stage, revision, created_at, "
+        "updated_at, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    insert.bind(1, p.case_id).bind(2, p.patient_id).bind(3, p.workflow_id).bind(4, std::int64_t{p.workflow_version});
+    insert.bind(5, p.status).bind(6, p.stage).bind(7, p.revision).bind(8, p.created_at).bind(9, p.updated_at).bind(10, state);
+    insert.step();
+  } else {
+    auto update = c.prepare(
+        "UPDATE cases SET status = ?2, stage = ?3, revision = ?4, updated_at = ?5, state = ?6 WHERE case_id = ?1 AND revision = ?7");
+    update.bind(1, p.case_id).bind(2, p.status).bind(3, p.stage).bind(4, p.revision).bind(5, p.updated_at).bind(6, state);
+    update.bind(7, w.expected_revision);
+    update.step();
+    if (c.changes() != 1)
+      throw RevisionConflict("case " + p.case_id + " is no longer at revision " + std::to_string(w.expected_revision));
+  }
+  for (const EventRecord& e : w.events) {
+    auto insert = c.prepare("INSERT INTO events (case_id, seq, at, type, step, actor, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    insert.bind(1, p.case_id).bind(2, e.seq).bind(3, e.at).bind(4, e.type).bind(5, e.step).bind(6, e.actor);
+    insert.bind(7, boost::json::serialize(e.data));
+    insert.step();
+  }
+  auto clear = c.prepare("DELETE FROM timers WHERE case_id = ?1");
+  clear.bind(1, p.case_id);
+  clear.step();
+  for (const TimerRecord& t : w.timers) {
+    auto insert = c.prepare("INSERT INTO timers (case_id, step, kind, due_at) VALUES (?1, ?2, ?3, ?4)");
+    insert.bind(1, p.case_id).bind(2, t.step).bind(3, t.kind).bind(4, t.due);
+    insert.step();
+  }
+  for (const OutboxMessage& m : w.messages) {
+    auto insert = c.prepare(
+        "INSERT INTO outbox (id, case_id, plugin, template, recipient, address, subject, body, status, attempts, "
+        "next_attempt_at, last_error, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9, '', ?10)");
+    insert.bind(1, m.id).bind(2, p.case_id).bind(3, m.plugin).bind(4, m.template_name).bind(5, m.recipient);
+    insert.bind(6, m.address).bind(7, m.subject).bind(8, m.body).bind(9, m.next_attempt_at).bind(10, m.created_at);
+    insert.step();
+  }
+}
+
+}  // namespace
+
 void SqliteCaseStore::write(std::span<const CaseWrite> batch) {
   std::lock_guard lock(write_mutex_);
+  Transaction tx(*writer_);
+  for (const CaseWrite& w : batch) apply_write(*writer_, w);
+  tx.commit();
+}
+
+std::vector<std::string> SqliteCaseStore::write_group(std::span<const CaseWrite> batch) {
+  std::lock_guard lock(write_mutex_);
   Connection& c = *writer_;
+  std::vector<std::string> outcome(batch.size());
   Transaction tx(c);
-  for (const CaseWrite& w : batch) {
-    const CaseRecord& p = w.projection;
-    std::string state = boost::json::serialize(p.state);
-    if (w.expected_revision == 0) {
-      auto exists = c.prepare("SELECT 1 FROM cases WHERE case_id = ?1");
-      exists.bind(1, p.case_id);
-      if (exists.step()) throw RevisionConflict("case " + p.case_id + " already exists");
-      auto insert = c.prepare(
-          "INSERT INTO cases (case_id, patient_id, workflow_id, workflow_version, status, stage, revision, created_at, "
-          "updated_at, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
-      insert.bind(1, p.case_id).bind(2, p.patient_id).bind(3, p.workflow_id).bind(4, std::int64_t{p.workflow_version});
-      insert.bind(5, p.status).bind(6, p.stage).bind(7, p.revision).bind(8, p.created_at).bind(9, p.updated_at).bind(10, state);
-      insert.step();
-    } else {
-      auto update = c.prepare(
-          "UPDATE cases SET status = ?2, stage = ?3, revision = ?4, updated_at = ?5, state = ?6 WHERE case_id = ?1 AND revision = ?7");
-      update.bind(1, p.case_id).bind(2, p.status).bind(3, p.stage).bind(4, p.revision).bind(5, p.updated_at).bind(6, state);
-      update.bind(7, w.expected_revision);
-      update.step();
-      if (c.changes() != 1)
-        throw RevisionConflict("case " + p.case_id + " is no longer at revision " + std::to_string(w.expected_revision));
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    c.exec("SAVEPOINT group_write");
+    try {
+      apply_write(c, batch[i]);
+    } catch (const RevisionConflict& e) {
+      c.exec("ROLLBACK TO group_write");
+      outcome[i] = e.what();
     }
-    for (const EventRecord& e : w.events) {
-      auto insert = c.prepare("INSERT INTO events (case_id, seq, at, type, step, actor, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
-      insert.bind(1, p.case_id).bind(2, e.seq).bind(3, e.at).bind(4, e.type).bind(5, e.step).bind(6, e.actor);
-      insert.bind(7, boost::json::serialize(e.data));
-      insert.step();
-    }
-    auto clear = c.prepare("DELETE FROM timers WHERE case_id = ?1");
-    clear.bind(1, p.case_id);
-    clear.step();
-    for (const TimerRecord& t : w.timers) {
-      auto insert = c.prepare("INSERT INTO timers (case_id, step, kind, due_at) VALUES (?1, ?2, ?3, ?4)");
-      insert.bind(1, p.case_id).bind(2, t.step).bind(3, t.kind).bind(4, t.due);
-      insert.step();
-    }
-    for (const OutboxMessage& m : w.messages) {
-      auto insert = c.prepare(
-          "INSERT INTO outbox (id, case_id, plugin, template, recipient, address, subject, body, status, attempts, "
-          "next_attempt_at, last_error, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9, '', ?10)");
-      insert.bind(1, m.id).bind(2, p.case_id).bind(3, m.plugin).bind(4, m.template_name).bind(5, m.recipient);
-      insert.bind(6, m.address).bind(7, m.subject).bind(8, m.body).bind(9, m.next_attempt_at).bind(10, m.created_at);
-      insert.step();
-    }
+    c.exec("RELEASE group_write");
   }
   tx.commit();
+  return outcome;
 }
 
 std::optional<CaseRecord> SqliteCaseStore::read_case(const std::string& case_id) {

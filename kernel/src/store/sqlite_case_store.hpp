@@ -24,6 +24,7 @@ class SqliteCaseStore final : public CaseStore {
   ~SqliteCaseStore() override;
 
   void write(std::span<const CaseWrite> batch) override;
+  std::vector<std::string> write_group(std::span<const CaseWrite> batch) override;
   std::optional<CaseRecord> read_case(const std::string& case_id) override;
   std::vector<EventRecord> read_events(const std::string& case_id) override;
   std::vector<CaseRecord> query_cases(const CaseQuery& query) override;
