@@ -226,7 +226,7 @@ struct Fixture {
     return c;
   }
 
-  std::optional<std::string> send(const std::shared_ptr<FakeConnection>& c, std::string_view text) { return api->on_message(c, text); }
+  std::optional<std::string> send(const std::shared_ptr<FakeConnection>& c, std::string_view text) { return api->handle(c, text); }
 
   json::object call(const std::shared_ptr<FakeConnection>& c, const std::string& method, const json::object& params = {}) {
     auto answer = send(c, frame(method, params));
@@ -375,6 +375,30 @@ TEST_CASE_METHOD(Fixture, "batches: answers for the requests only, in order; all
   REQUIRE(too_big.is_object());
   CHECK(too_big.at("error").at("code") == -32600);
   CHECK(too_big.at("error").at("data").at("max_batch") == 100);
+}
+
+TEST_CASE_METHOD(Fixture, "a batch of writes and reads: every write durable when answered, answers in request order") {
+  auto c = login("fd1");
+  std::vector<std::string> cases;
+  for (int i = 0; i < 3; ++i) cases.emplace_back(open_case(c).at("case_id").as_string());
+  json::array batch;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    batch.push_back(json::object{{"jsonrpc", "2.0"}, {"id", i}, {"method", "case.submit"},
+                                 {"params", {{"case_id", cases[i]}, {"step", "referral"}, {"data", {{"age", 40}, {"psychosis", false}}}}}});
+    batch.push_back(json::object{{"jsonrpc", "2.0"}, {"id", "get" + std::to_string(i)}, {"method", "clock.now"}});
+  }
+  batch.push_back(json::object{{"jsonrpc", "2.0"}, {"id", "bad"}, {"method", "case.submit"},
+                               {"params", {{"case_id", cases[0]}, {"step", "nope"}, {"data", json::object{}}}}});
+  auto answers = json::parse(*send(c, json::serialize(batch))).as_array();
+  REQUIRE(answers.size() == 7);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    CHECK(answers[2 * i].at("id") == static_cast<std::int64_t>(i));
+    CHECK(answers[2 * i].at("result").at("case_id") == cases[i].c_str());
+    CHECK(answers[2 * i + 1].at("id") == ("get" + std::to_string(i)).c_str());
+    // Answered means durable: the store has it.
+    CHECK(store.read_case(cases[i])->revision == answers[2 * i].at("result").at("revision").as_int64());
+  }
+  CHECK(answers[6].at("error").at("code") == -32004);
 }
 
 TEST_CASE_METHOD(Fixture, "an unexpected exception is -32603 and its text is not shown") {

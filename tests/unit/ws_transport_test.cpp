@@ -57,12 +57,12 @@ class FakeHandler : public api::MessageHandler {
     leave();
   }
 
-  std::optional<std::string> on_message(const std::shared_ptr<api::Connection>&, std::string_view text) override {
+  void on_message(const std::shared_ptr<api::Connection>&, std::string_view text, Reply reply) override {
     enter();
     std::optional<std::string> answer;
     if (text != "silent") answer = "echo:" + std::string(text);
     leave();
-    return answer;
+    reply(std::move(answer));
   }
 
   bool authenticated(const api::Connection&) const override { return authenticate; }

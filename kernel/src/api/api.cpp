@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <future>
 
 namespace clinicflow::api {
 namespace json = boost::json;
@@ -217,18 +218,23 @@ void Api::on_close(const Connection& connection) {
   drop_subscriptions(*session);
 }
 
-std::optional<std::string> Api::on_message(const std::shared_ptr<Connection>& connection, std::string_view text) {
+void Api::on_message(const std::shared_ptr<Connection>& connection, std::string_view text, Reply reply) {
   auto session = session_of(*connection);
   if (!session) {
     on_open(connection, std::nullopt);  // a transport that skipped on_open still gets a session
     session = session_of(*connection);
   }
-  return handle_frame(
-      text, [&](const Request& request) { return call(*session, connection, request); }, options_.limits);
+  handle_frame_async(
+      text,
+      [this, session, connection](const Request& request, Respond respond) { call(session, connection, request, std::move(respond)); },
+      options_.limits, std::move(reply));
 }
 
 std::optional<std::string> Api::handle(const std::shared_ptr<Connection>& connection, std::string_view text) {
-  return on_message(connection, text);
+  std::promise<std::optional<std::string>> answer;
+  auto future = answer.get_future();
+  on_message(connection, text, [&answer](std::optional<std::string> a) { answer.set_value(std::move(a)); });
+  return future.get();
 }
 
 void Api::login(Session& session, std::optional<Identity> identity) {
@@ -275,7 +281,9 @@ bool Api::allowed(const Identity& identity, const std::string& method) const {
   return false;
 }
 
-json::value Api::call(Session& session, const std::shared_ptr<Connection>& connection, const Request& request) {
+void Api::call(const std::shared_ptr<Session>& session_ptr, const std::shared_ptr<Connection>& connection, const Request& request,
+               Respond respond) {
+  Session& session = *session_ptr;
   const std::string& method = request.method;
   if (!std::binary_search(kMethods.begin(), kMethods.end(), method)) {
     std::string shown = method.size() > 64 ? method.substr(0, 64) + "..." : method;
@@ -309,16 +317,25 @@ json::value Api::call(Session& session, const std::shared_ptr<Connection>& conne
     }
   }
   Params params(request.params);
+  auto target_ptr = std::make_shared<std::string>(std::move(target));
+  // Audits the outcome, then answers. Runs on the committer thread for a write.
+  Respond finish = [this, session_ptr, method, target_ptr, respond = std::move(respond)](json::value result, std::exception_ptr error) {
+    if (!error) {
+      if (kAudited.count(method)) audit(*session_ptr, method, *target_ptr, 0);
+      return respond(std::move(result), nullptr);
+    }
+    RpcError rpc = to_rpc_error(error);
+    if (kAudited.count(method) || rpc.code() == code::forbidden) audit(*session_ptr, method, *target_ptr, rpc.code());
+    if (session_ptr->identity)
+      spdlog::debug("user {} {} {}: {}", session_ptr->identity->user, method, *target_ptr, code_name(rpc.code()));
+    respond(nullptr, std::make_exception_ptr(std::move(rpc)));
+  };
   try {
-    json::value result = run(session, connection, method, params, target);
-    if (kAudited.count(method)) audit(session, method, target, 0);
-    return result;
+    if (run_write(session, method, params, target_ptr, finish)) return;
+    json::value result = run(session, connection, method, params, *target_ptr);
+    finish(std::move(result), nullptr);
   } catch (...) {
-    RpcError error = to_rpc_error(std::current_exception());
-    if (kAudited.count(method) || error.code() == code::forbidden) audit(session, method, target, error.code());
-    if (session.identity)
-      spdlog::debug("user {} {} {}: {}", session.identity->user, method, target, code_name(error.code()));
-    throw error;
+    finish(nullptr, std::current_exception());
   }
 }
 
@@ -371,13 +388,85 @@ json::object message_json(const store::OutboxMessage& m, bool include_body) {
 
 }  // namespace
 
+json::value Api::view(const engine::CaseState& state) const {
+  auto wf = engine_.workflow_of(state);
+  if (!wf) throw RpcError::refused("workflow '" + state.workflow_id + "' version " + std::to_string(state.workflow_version) + " is not loaded");
+  return engine::case_view(state, *wf);
+}
+
+bool Api::run_write(Session& session, const std::string& method, Params& p, const std::shared_ptr<std::string>& target,
+                    Respond respond) {
+  // Answers with the case view once the command is durable; a recorded refusal with its error.
+  auto answer = [this, target, respond](const engine::CaseState* state, std::exception_ptr error) {
+    if (state && target->empty()) *target = state->case_id;
+    if (error) return respond(nullptr, error);
+    try {
+      respond(view(*state), nullptr);
+    } catch (...) {
+      respond(nullptr, std::current_exception());
+    }
+  };
+  auto case_id_param = [&]() {
+    auto id = p.string("case_id", true, 100);
+    if (id) *target = *id;
+    return id.value_or("");
+  };
+  if (method == "case.open") {
+    auto patient_id = p.string("patient_id", true, 100);
+    auto workflow = p.string("workflow", true, 100);
+    auto version = p.integer("version", false, 1, 1'000'000);
+    if (patient_id) *target = *patient_id;
+    p.finish();
+    if (!auth_.get_patient(*patient_id)) throw RpcError(code::not_found, "no patient '" + *patient_id + "'");
+    target->clear();  // audited with the new case's id
+    engine_.open_case(*patient_id, *workflow, version ? std::optional<int>(static_cast<int>(*version)) : std::nullopt, actor(session),
+                      [answer, target, patient = *patient_id](const engine::CaseState* state, std::exception_ptr error) {
+                        if (!state) *target = patient;
+                        answer(state, error);
+                      });
+    return true;
+  }
+  if (method == "case.submit") {
+    std::string case_id = case_id_param();
+    auto step = p.string("step", true, 100);
+    const json::object* data = p.object("data", true);
+    auto revision = p.integer("revision", false, 1, INT64_MAX);
+    p.finish();
+    engine_.submit(case_id, *step, *data, actor(session), revision, [answer](const engine::CaseState* state, std::exception_ptr error) {
+      if (error) try {
+          std::rethrow_exception(error);
+        } catch (const engine::EngineError& e) {
+          if (e.kind() == engine::ErrorKind::invalid_data) {
+            // Form problems name the field inside `data`, as a path from the params.
+            std::vector<workflow::FieldProblem> fields;
+            for (const auto& f : e.fields()) fields.push_back({"data." + f.field, f.problem});
+            error = std::make_exception_ptr(RpcError::invalid_params(fields, e.what()));
+          }
+        } catch (...) {
+        }
+      answer(state, error);
+    });
+    return true;
+  }
+  if (method == "case.close") {
+    std::string case_id = case_id_param();
+    auto reason = p.string("reason", true, 1000);
+    p.finish();
+    engine_.close_case(case_id, *reason, actor(session), answer);
+    return true;
+  }
+  if (method == "case.retry") {
+    std::string case_id = case_id_param();
+    auto step = p.string("step", true, 100);
+    p.finish();
+    engine_.retry_step(case_id, *step, actor(session), answer);
+    return true;
+  }
+  return false;
+}
+
 json::value Api::run(Session& session, const std::shared_ptr<Connection>& connection, const std::string& method, Params& p,
                      std::string& target) {
-  auto view = [this](const engine::CaseState& state) -> json::value {
-    auto wf = engine_.workflow_of(state);
-    if (!wf) throw RpcError::refused("workflow '" + state.workflow_id + "' version " + std::to_string(state.workflow_version) + " is not loaded");
-    return engine::case_view(state, *wf);
-  };
   auto case_id_param = [&]() {
     auto id = p.string("case_id", true, 100);
     if (id) target = *id;
@@ -452,38 +541,10 @@ json::value Api::run(Session& session, const std::shared_ptr<Connection>& connec
     return patient_json(*patient);
   }
 
-  if (method == "case.open") {
-    auto patient_id = p.string("patient_id", true, 100);
-    auto workflow = p.string("workflow", true, 100);
-    auto version = p.integer("version", false, 1, 1'000'000);
-    if (patient_id) target = *patient_id;
-    p.finish();
-    if (!auth_.get_patient(*patient_id)) throw RpcError(code::not_found, "no patient '" + *patient_id + "'");
-    auto state = engine_.open_case(*patient_id, *workflow, version ? std::optional<int>(static_cast<int>(*version)) : std::nullopt,
-                                   actor(session));
-    target = state.case_id;
-    return view(state);
-  }
   if (method == "case.get") {
     std::string case_id = case_id_param();
     p.finish();
     return view(require_case(case_id));
-  }
-  if (method == "case.submit") {
-    std::string case_id = case_id_param();
-    auto step = p.string("step", true, 100);
-    const json::object* data = p.object("data", true);
-    auto revision = p.integer("revision", false, 1, INT64_MAX);
-    p.finish();
-    try {
-      return view(engine_.submit(case_id, *step, *data, actor(session), revision));
-    } catch (const engine::EngineError& e) {
-      if (e.kind() != engine::ErrorKind::invalid_data) throw;
-      // Form problems name the field inside `data`, as a path from the params.
-      std::vector<workflow::FieldProblem> fields;
-      for (const auto& f : e.fields()) fields.push_back({"data." + f.field, f.problem});
-      throw RpcError::invalid_params(fields, e.what());
-    }
   }
   if (method == "case.list") {
     store::CaseQuery query;
@@ -513,19 +574,6 @@ json::value Api::run(Session& session, const std::shared_ptr<Connection>& connec
     for (const auto& e : events) out.push_back(engine::event_view(e));
     return out;
   }
-  if (method == "case.close") {
-    std::string case_id = case_id_param();
-    auto reason = p.string("reason", true, 1000);
-    p.finish();
-    return view(engine_.close_case(case_id, *reason, actor(session)));
-  }
-  if (method == "case.retry") {
-    std::string case_id = case_id_param();
-    auto step = p.string("step", true, 100);
-    p.finish();
-    return view(engine_.retry_step(case_id, *step, actor(session)));
-  }
-
   if (method == "subscribe") {
     auto case_id = p.string("case_id", false, 100);
     target = case_id.value_or("*");

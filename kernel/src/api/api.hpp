@@ -47,10 +47,11 @@ class Api final : public MessageHandler {
   Api& operator=(const Api&) = delete;
 
   void on_open(const std::shared_ptr<Connection>& connection, std::optional<std::string> bearer_token) override;
-  std::optional<std::string> on_message(const std::shared_ptr<Connection>& connection, std::string_view text) override;
+  void on_message(const std::shared_ptr<Connection>& connection, std::string_view text, Reply reply) override;
   bool authenticated(const Connection& connection) const override;
   // Runs one text frame to its answer and returns it (nothing for notifications only): for
-  // in-process callers such as the scenario tests. Blocks until the answer is durable.
+  // in-process callers such as the scenario tests. Blocks until the answer is there (a write's
+  // once it is durable).
   std::optional<std::string> handle(const std::shared_ptr<Connection>& connection, std::string_view text);
   void on_close(const Connection& connection) override;
 
@@ -63,9 +64,14 @@ class Api final : public MessageHandler {
   struct Registry;
 
  private:
-  boost::json::value call(Session& session, const std::shared_ptr<Connection>& connection, const Request& request);
+  void call(const std::shared_ptr<Session>& session, const std::shared_ptr<Connection>& connection, const Request& request,
+            Respond respond);
   boost::json::value run(Session& session, const std::shared_ptr<Connection>& connection, const std::string& method,
                          Params& params, std::string& target);
+  // The writes (case.open, case.submit, case.close, case.retry): answered once durable.
+  bool run_write(Session& session, const std::string& method, Params& params, const std::shared_ptr<std::string>& target,
+                 Respond respond);
+  boost::json::value view(const engine::CaseState& state) const;
   std::shared_ptr<Session> session_of(const Connection& connection) const;
   bool allowed(const Identity& identity, const std::string& method) const;
   void login(Session& session, std::optional<Identity> identity);

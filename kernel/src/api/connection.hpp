@@ -2,6 +2,7 @@
 // The seam between the network edge (server/, Beast) and the JSON-RPC API (api/): the API sees
 // connections and text messages, never sockets.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,8 +27,13 @@ class MessageHandler {
   virtual ~MessageHandler() = default;
   // A connection was upgraded; `bearer_token` is the token of an `Authorization: Bearer` header.
   virtual void on_open(const std::shared_ptr<Connection>& connection, std::optional<std::string> bearer_token) = 0;
-  // One text frame; returns the text frame to answer with, or nothing (notifications only).
-  virtual std::optional<std::string> on_message(const std::shared_ptr<Connection>& connection, std::string_view text) = 0;
+  // The answer to a text frame, or nothing (it held only notifications).
+  using Reply = std::function<void(std::optional<std::string> answer)>;
+  // One text frame. Answers through `reply` exactly once, now or later and from any thread (a
+  // write is answered once it is durable). The transport reads the connection's next frame only
+  // after the reply, so a connection's frames are answered in order and its calls never overlap.
+  // `text` is valid only during the call.
+  virtual void on_message(const std::shared_ptr<Connection>& connection, std::string_view text, Reply reply) = 0;
   // Whether the connection has authenticated (the transport closes unauthenticated ones after
   // the authentication timeout).
   virtual bool authenticated(const Connection& connection) const = 0;

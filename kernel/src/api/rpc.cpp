@@ -7,6 +7,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
+#include <mutex>
 
 namespace clinicflow::api {
 namespace json = boost::json;
@@ -84,11 +87,13 @@ namespace {
 
 bool valid_id(const json::value& id) { return id.is_string() || id.is_number() || id.is_null(); }
 
-// Answers one element of a frame (a request object, or anything else found in a batch); nothing
-// for a notification.
-std::optional<json::object> handle_one(const json::value& element, const Dispatch& dispatch) {
+using Answer = std::function<void(std::optional<json::object>)>;
+
+// Answers one element of a frame (a request object, or anything else found in a batch) through
+// `answer`: nothing for a notification.
+void handle_one(const json::value& element, const AsyncDispatch& dispatch, Answer answer) {
   if (!element.is_object())
-    return error_response(nullptr, RpcError(code::invalid_request, "invalid request: a request is an object"));
+    return answer(error_response(nullptr, RpcError(code::invalid_request, "invalid request: a request is an object")));
   const json::object& o = element.get_object();
   const json::value* id = o.if_contains("id");
   json::value answer_id = id && valid_id(*id) ? *id : json::value(nullptr);
@@ -105,55 +110,90 @@ std::optional<json::object> handle_one(const json::value& element, const Dispatc
       problems.push_back({std::string(key), "is not a member of a request"});
   if (!problems.empty()) {
     std::vector<workflow::FieldProblem> fields = problems;
-    return error_response(answer_id, RpcError(code::invalid_request, "invalid request",
-                                              json::value(json::object{{"fields", fields_json(fields)}})));
+    return answer(error_response(answer_id, RpcError(code::invalid_request, "invalid request",
+                                                     json::value(json::object{{"fields", fields_json(fields)}}))));
   }
   Request request;
   request.notification = id == nullptr;
   request.id = answer_id;
   request.method = std::string(method->get_string());
   request.params = params;
+  // Answered once: a dispatch that responds and then throws is not answered twice.
+  auto answered = std::make_shared<std::atomic<bool>>(false);
+  Respond respond = [notification = request.notification, id = request.id, answer, answered](json::value result,
+                                                                                            std::exception_ptr error) {
+    if (answered->exchange(true)) return;
+    if (notification) return answer(std::nullopt);
+    if (error) return answer(error_response(id, to_rpc_error(error)));
+    answer(json::object{{"jsonrpc", "2.0"}, {"result", std::move(result)}, {"id", id}});
+  };
   try {
-    json::value result = dispatch(request);
-    if (request.notification) return std::nullopt;
-    return json::object{{"jsonrpc", "2.0"}, {"result", std::move(result)}, {"id", request.id}};
+    dispatch(request, respond);
   } catch (...) {
-    RpcError error = to_rpc_error(std::current_exception());
-    if (request.notification) return std::nullopt;
-    return error_response(request.id, error);
+    respond(nullptr, std::current_exception());
   }
 }
 
+// A batch being answered: each request's answer in its place, sent when the last one arrives.
+struct BatchAnswer {
+  std::mutex mutex;
+  std::vector<std::optional<json::object>> answers;
+  std::size_t waiting = 0;
+  FrameDone done;
+};
+
 }  // namespace
 
-std::optional<std::string> handle_frame(std::string_view text, const Dispatch& dispatch, const RpcLimits& limits) {
+void handle_frame_async(std::string_view text, const AsyncDispatch& dispatch, const RpcLimits& limits, FrameDone done) {
   json::parse_options options;
   options.max_depth = limits.max_depth;
   boost::system::error_code ec;
-  json::value frame = json::parse(text, ec, {}, options);
+  // Shared: the requests' params point into it, and some answer after this returns.
+  auto frame = std::make_shared<json::value>(json::parse(text, ec, {}, options));
   if (ec) {
     std::string why = ec == json::error::too_deep ? "nested more than " + std::to_string(limits.max_depth) + " levels deep"
                                                    : ec.message();
-    return json::serialize(error_response(
-        nullptr, RpcError(code::parse_error, "parse error: " + why, json::value(json::object{{"error", why}}))));
+    return done(json::serialize(error_response(
+        nullptr, RpcError(code::parse_error, "parse error: " + why, json::value(json::object{{"error", why}})))));
   }
-  if (!frame.is_array()) {
-    auto answer = handle_one(frame, dispatch);
-    if (!answer) return std::nullopt;
-    return json::serialize(*answer);
+  if (!frame->is_array()) {
+    return handle_one(*frame, dispatch, [frame, done](std::optional<json::object> answer) {
+      done(answer ? std::optional<std::string>(json::serialize(*answer)) : std::nullopt);
+    });
   }
-  const json::array& batch = frame.get_array();
-  if (batch.empty()) return json::serialize(error_response(nullptr, RpcError(code::invalid_request, "invalid request: empty batch")));
+  const json::array& batch = frame->get_array();
+  if (batch.empty()) return done(json::serialize(error_response(nullptr, RpcError(code::invalid_request, "invalid request: empty batch"))));
   if (batch.size() > limits.max_batch)
-    return json::serialize(error_response(
+    return done(json::serialize(error_response(
         nullptr, RpcError(code::invalid_request,
                           "invalid request: a batch holds at most " + std::to_string(limits.max_batch) + " requests",
-                          json::value(json::object{{"max_batch", limits.max_batch}}))));
-  json::array answers;
-  for (const auto& element : batch)
-    if (auto answer = handle_one(element, dispatch)) answers.push_back(std::move(*answer));
-  if (answers.empty()) return std::nullopt;
-  return json::serialize(answers);
+                          json::value(json::object{{"max_batch", limits.max_batch}})))));
+  auto state = std::make_shared<BatchAnswer>();
+  state->answers.resize(batch.size());
+  state->waiting = batch.size();
+  state->done = std::move(done);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    handle_one(batch[i], dispatch, [frame, state, i](std::optional<json::object> answer) {
+      json::array answers;
+      {
+        std::lock_guard lock(state->mutex);
+        state->answers[i] = std::move(answer);
+        if (--state->waiting != 0) return;
+        for (auto& a : state->answers)
+          if (a) answers.push_back(std::move(*a));
+      }
+      state->done(answers.empty() ? std::nullopt : std::optional<std::string>(json::serialize(answers)));
+    });
+  }
+}
+
+std::optional<std::string> handle_frame(std::string_view text, const Dispatch& dispatch, const RpcLimits& limits) {
+  // A synchronous dispatch answers before it returns, so the frame is answered before this returns.
+  std::optional<std::string> out;
+  handle_frame_async(
+      text, [&dispatch](const Request& request, Respond respond) { respond(dispatch(request), nullptr); }, limits,
+      [&out](std::optional<std::string> answer) { out = std::move(answer); });
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------- Params

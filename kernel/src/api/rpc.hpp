@@ -66,6 +66,14 @@ struct Request {
 // Runs one request and returns its result, or throws (RpcError, EngineError, anything).
 using Dispatch = std::function<boost::json::value(const Request&)>;
 
+// A request's answer, given once: its result, or the error (as for Dispatch). May be given
+// later and on another thread (a write is answered once it is durable).
+using Respond = std::function<void(boost::json::value result, std::exception_ptr error)>;
+// Starts one request; answers through `respond`, now or later. May also throw (as Dispatch).
+using AsyncDispatch = std::function<void(const Request&, Respond respond)>;
+// The answer frame of a whole text frame: nothing when it held only notifications.
+using FrameDone = std::function<void(std::optional<std::string> answer)>;
+
 struct RpcLimits {
   std::size_t max_batch = 100;      // requests in one batch
   std::size_t max_depth = 32;       // nesting of arrays and objects in a frame
@@ -74,6 +82,10 @@ struct RpcLimits {
 // Parses `text`, dispatches every request in it, and returns the answer frame; nothing when the
 // frame held only notifications.
 std::optional<std::string> handle_frame(std::string_view text, const Dispatch& dispatch, const RpcLimits& limits = {});
+
+// The same, with requests that may answer later: the requests of a batch are all started in
+// order, then the batch is answered once every one of them has answered (in request order).
+void handle_frame_async(std::string_view text, const AsyncDispatch& dispatch, const RpcLimits& limits, FrameDone done);
 
 boost::json::object error_response(const boost::json::value& id, const RpcError& error);
 

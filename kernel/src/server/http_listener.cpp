@@ -244,18 +244,24 @@ class WsSession final : public WsSessionBase, public std::enable_shared_from_thi
     handle();
   }
 
+  // Hands the message to the API; the next frame is read once it has answered (a write answers
+  // when it is durable, from the committer thread), so this connection's answers stay in order.
   void handle() {
     auto data = buffer_.data();
     std::string_view text(static_cast<const char*>(data.data()), data.size());
-    std::optional<std::string> answer;
     try {
-      answer = shared_->handler->on_message(this->shared_from_this(), text);
+      shared_->handler->on_message(this->shared_from_this(), text, [self = this->shared_from_this()](std::optional<std::string> answer) {
+        net::post(self->ws_.get_executor(), [self, answer = std::move(answer)]() mutable { self->answered(std::move(answer)); });
+      });
     } catch (const std::exception& e) {
       spdlog::error("ws #{}: on_message failed: {}", id_, e.what());
       buffer_.consume(buffer_.size());
       return begin_close(websocket::close_code::internal_error, "internal error", true);
     }
-    buffer_.consume(buffer_.size());
+    buffer_.consume(buffer_.size());  // the handler parsed the text before it returned
+  }
+
+  void answered(std::optional<std::string> answer) {
     if (answer && reserve_bytes(answer->size())) enqueue(std::move(*answer));
     read();
   }
