@@ -6,14 +6,18 @@
 #include "ws_client.hpp"
 #include "config/server_config.hpp"
 #include "plugins/plugin_host.hpp"
+#include "sim_profile.hpp"
+#include "simulate.hpp"
 #include "workflow/workflow_set.hpp"
 
 #include <boost/json.hpp>
 
+#include <charconv>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -41,6 +45,17 @@ commands:
       Sends one JSON-RPC request to a running server and prints the answer. The token comes
       from --token, else $CLINICFLOW_TOKEN, else var/admin.token.
       Exit status: 0 a result, 1 an error answer, 2 usage or connection problem.
+
+  simulate WORKFLOW.toml --patients N [--seed S] [--config FILE] [--profile FILE] [--json]
+      Runs N synthetic patients through the workflow, in-process with the configured plugins,
+      on the virtual clock and a temporary database (removed afterwards; nothing is sent), and
+      prints how the cases ended, time per stage, sessions, refusals, charges, messages, steps
+      never reached and cases that got stuck. Form values are valid for each step and exercise
+      every branch, the default path most often; a profile (--profile, default
+      WORKFLOW.sim.toml when it exists) sets how often each value is given. Same workflow,
+      profile and seed (default 1): the same output. --json prints the summary as JSON.
+      Exit status: 0 done, 1 done but cases got stuck, 2 nothing simulated (usage,
+      configuration, workflow, plugin or profile problem).
 )";
 
 int validate(const std::vector<std::string>& args) {
@@ -92,16 +107,48 @@ int validate(const std::vector<std::string>& args) {
 
   workflow::WorkflowSet set;
   std::size_t error_count = 0;
+  std::map<std::filesystem::path, std::shared_ptr<const workflow::Workflow>> loaded;  // by file
+  std::vector<std::filesystem::path> profiles;
   for (const auto& file : files) {
+    if (workflow::is_simulation_profile(file)) {
+      profiles.push_back(file);  // checked against its workflow below
+      continue;
+    }
     auto result = workflow::load_workflow_file(file, context);
     if (result.workflow) {
       if (auto duplicate = set.add(result.workflow)) result.errors.push_back(*duplicate);
     }
     for (const auto& error : result.errors) std::cout << error.to_string() << "\n";
     error_count += result.errors.size();
-    if (result.errors.empty())
+    if (result.errors.empty()) {
+      loaded[std::filesystem::absolute(file).lexically_normal()] = result.workflow;
       std::cout << "ok " << file.string() << ": " << result.workflow->id << " version " << result.workflow->version << ", "
                 << result.workflow->stages.size() << " stages, " << result.workflow->steps.size() << " steps\n";
+    }
+  }
+  // A simulation profile (<name>.sim.toml) is checked against the workflow <name>.toml beside it.
+  for (const auto& file : profiles) {
+    std::string name = file.filename().string();
+    std::filesystem::path workflow_file = file.parent_path() / (name.substr(0, name.size() - 9) + ".toml");
+    auto it = loaded.find(std::filesystem::absolute(workflow_file).lexically_normal());
+    std::shared_ptr<const workflow::Workflow> wf = it == loaded.end() ? nullptr : it->second;
+    if (!wf) {
+      auto result = workflow::load_workflow_file(workflow_file, context);
+      if (!result.workflow) {
+        std::cout << file.string() << ":1:1: this simulation profile is for " << workflow_file.string()
+                  << ", which does not load (validate it)\n";
+        ++error_count;
+        continue;
+      }
+      wf = result.workflow;
+    }
+    try {
+      auto profile = cli::sim::load_profile(file, *wf);
+      std::cout << "ok " << file.string() << ": simulation profile for " << wf->id << ", " << profile.fields.size() << " fields\n";
+    } catch (const cli::sim::ProfileError& e) {
+      for (const auto& error : e.errors()) std::cout << error.to_string() << "\n";
+      error_count += e.errors().size();
+    }
   }
   if (error_count > 0) {
     std::cout << error_count << " error" << (error_count == 1 ? "" : "s") << " found\n";
@@ -208,6 +255,43 @@ int call(const std::vector<std::string>& args) {
   }
 }
 
+int simulate(const std::vector<std::string>& args) {
+  cli::SimulateOptions options;
+  std::vector<std::string> positional;
+  auto number = [](const std::string& text, auto& value) {
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    return ec == std::errc() && end == text.data() + text.size();
+  };
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    bool has_value = i + 1 < args.size();
+    if (a == "--json") {
+      options.json = true;
+    } else if (a == "--patients" || a == "--seed" || a == "--config" || a == "--profile") {
+      if (!has_value) return std::cerr << "clinicflow simulate: " << a << " needs a value\n" << kUsage, 2;
+      const std::string& v = args[++i];
+      if (a == "--patients") {
+        if (!number(v, options.patients) || options.patients < 1 || options.patients > 100'000)
+          return std::cerr << "clinicflow simulate: --patients takes a whole number from 1 to 100000, not '" << v << "'\n", 2;
+      } else if (a == "--seed") {
+        if (!number(v, options.seed)) return std::cerr << "clinicflow simulate: --seed takes a whole number of at least 0, not '" << v << "'\n", 2;
+      } else if (a == "--config") {
+        options.config = v;
+      } else {
+        options.profile = v;
+      }
+    } else if (a.starts_with("--")) {
+      return std::cerr << "clinicflow simulate: unknown option '" << a << "'\n" << kUsage, 2;
+    } else {
+      positional.push_back(a);
+    }
+  }
+  if (positional.size() != 1) return std::cerr << "clinicflow simulate: name one workflow file\n" << kUsage, 2;
+  if (options.patients == 0) return std::cerr << "clinicflow simulate: say how many patients with --patients N\n" << kUsage, 2;
+  options.workflow = positional[0];
+  return cli::simulate(options, std::cout, std::cerr);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -222,6 +306,7 @@ int main(int argc, char** argv) {
   if (command == "validate") return validate(args);
   if (command == "call") return call(args);
   if (command == "token") return token(args);
+  if (command == "simulate") return simulate(args);
   std::cerr << "clinicflow: unknown command '" << command << "'\n" << kUsage;
   return 2;
 }

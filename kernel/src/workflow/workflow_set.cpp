@@ -4,6 +4,8 @@
 
 namespace clinicflow::workflow {
 
+bool is_simulation_profile(const std::filesystem::path& file) { return file.filename().string().ends_with(".sim.toml"); }
+
 std::optional<SourceError> WorkflowSet::add(std::shared_ptr<const Workflow> workflow) {
   auto key = std::make_pair(workflow->id, workflow->version);
   if (auto it = workflows_.find(key); it != workflows_.end())
@@ -20,7 +22,7 @@ SourceErrors WorkflowSet::load_directory(const std::filesystem::path& dir, const
   if (!std::filesystem::is_directory(dir, ec)) return {{dir.string(), 0, 0, "workflows directory not found"}};
   std::vector<std::filesystem::path> files;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
-    if (entry.path().extension() == ".toml") files.push_back(entry.path());
+    if (entry.path().extension() == ".toml" && !is_simulation_profile(entry.path())) files.push_back(entry.path());
   std::sort(files.begin(), files.end());
   SourceErrors errors;
   for (const auto& file : files) {

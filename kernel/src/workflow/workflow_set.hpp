@@ -13,12 +13,16 @@
 
 namespace clinicflow::workflow {
 
+// `<name>.sim.toml` beside a workflow is its simulation profile (`clinicflow simulate`), not a
+// workflow: loading a folder skips it.
+bool is_simulation_profile(const std::filesystem::path& file);
+
 class WorkflowSet {
  public:
   // Adds a loaded workflow; returns an error naming both files when that id and version exist already.
   std::optional<SourceError> add(std::shared_ptr<const Workflow> workflow);
 
-  // Loads every *.toml file in `dir` (sorted by name). Files with errors are skipped and their
+  // Loads every *.toml file in `dir` but simulation profiles (sorted by name). Files with errors are skipped and their
   // errors returned; the caller decides whether that is fatal. With `skipped` given, a file whose
   // only trouble may be a plugin that failed to load is skipped without counting as an error, and
   // named there with the plugins it needs ("file: needs plugin(s) a, b").
