@@ -7,15 +7,27 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$src"
 
-"$cli" validate workflows/*.toml >"$tmp/ok.out"
-grep -q '^ok workflows/ketamine_iv.toml: ketamine_iv version 1' "$tmp/ok.out"
+# The shipped configuration loads the plugins the workflows name (their form fields are checked
+# too); its plugins_dir is relative to the source tree, so point it at this build's plugins.
+plugins_dir=$(cd "$(dirname "$cli")/../plugins" && pwd)
+sed "s#^plugins_dir = .*#plugins_dir = \"$plugins_dir\"#" config/clinicflow.toml >"$tmp/clinicflow.toml"
+
+# Every shipped workflow; workflows/*.sim.toml are simulation profiles for `clinicflow simulate`,
+# not workflows.
+workflows=()
+for f in workflows/*.toml; do [[ $f == *.sim.toml ]] || workflows+=("$f"); done
+"$cli" validate --config "$tmp/clinicflow.toml" "${workflows[@]}" >"$tmp/ok.out" 2>"$tmp/ok.err"
+cat "$tmp/ok.out"
+! grep -q warning "$tmp/ok.err" || { cat "$tmp/ok.err"; echo "plugins did not load"; exit 1; }
+grep -q '^ok workflows/ketamine_iv.toml: ketamine_iv version 2, 8 stages, 30 steps' "$tmp/ok.out"
+grep -q '^ok workflows/ketamine_im.toml: ketamine_im version 1, 8 stages, 20 steps' "$tmp/ok.out"
 
 # Break the shipped workflow in two places: a misspelled field in a condition, a step that is never reached.
 sed -e 's/when = "age < 18"/when = "agee < 18"/' \
     -e '/^id = "re_evaluation"/i id = "orphan"\nstage = "maintenance"\nroles = ["nurse"]\n\n[[step]]' \
     workflows/ketamine_iv.toml >"$tmp/broken.toml"
 set +e
-"$cli" validate "$tmp/broken.toml" >"$tmp/bad.out"
+"$cli" validate --config "$tmp/clinicflow.toml" "$tmp/broken.toml" >"$tmp/bad.out"
 status=$?
 set -e
 cat "$tmp/bad.out"

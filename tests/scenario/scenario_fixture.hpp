@@ -118,7 +118,8 @@ class Scenario {
   // The case's history entries, in order ({seq, at, type, step, actor, data}).
   std::vector<boost::json::object> history(const boost::json::value& case_id) {
     std::vector<boost::json::object> out;
-    for (auto& e : call("case.history", {{"case_id", case_id}}).as_array()) out.push_back(e.as_object());
+    boost::json::value entries = call("case.history", {{"case_id", case_id}});  // kept: the loop reads into it
+    for (auto& e : entries.as_array()) out.push_back(e.as_object());
     return out;
   }
   // The history entries of one type, such as "step_completed" or "charge_posted".
@@ -135,7 +136,8 @@ class Scenario {
   std::vector<boost::json::object> messages(const boost::json::value& case_id) {
     deliver_messages();
     std::vector<boost::json::object> out;
-    for (auto& m : call("messages.list", {{"case_id", case_id}, {"include_body", true}}).as_array()) out.push_back(m.as_object());
+    boost::json::value list = call("messages.list", {{"case_id", case_id}, {"include_body", true}});  // kept: the loop reads into it
+    for (auto& m : list.as_array()) out.push_back(m.as_object());
     return out;
   }
   // The templates of a case's messages, in the order they were queued.
