@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <set>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -399,6 +400,26 @@ TEST_CASE_METHOD(Fixture, "a batch of writes and reads: every write durable when
     CHECK(store.read_case(cases[i])->revision == answers[2 * i].at("result").at("revision").as_int64());
   }
   CHECK(answers[6].at("error").at("code") == -32004);
+}
+
+TEST_CASE_METHOD(Fixture, "patients created together in one batch are all stored before any is answered") {
+  auto c = login("fd1");
+  json::array batch;
+  for (int i = 0; i < 20; ++i)
+    batch.push_back(json::object{{"jsonrpc", "2.0"}, {"id", i}, {"method", "patient.create"},
+                                 {"params", {{"given_name", "Ada"}, {"family_name", "Batch" + std::to_string(i)}, {"birth_date", "1980-01-01"}}}});
+  auto answers = json::parse(*send(c, json::serialize(batch))).as_array();
+  REQUIRE(answers.size() == 20);
+  std::set<std::string> ids;
+  for (int i = 0; i < 20; ++i) {
+    CHECK(answers[i].at("id") == i);
+    std::string id(answers[i].at("result").at("patient_id").as_string());
+    ids.insert(id);
+    auto stored = auth.get_patient(id);  // answered means stored
+    REQUIRE(stored);
+    CHECK(stored->family_name == "Batch" + std::to_string(i));
+  }
+  CHECK(ids.size() == 20);
 }
 
 TEST_CASE_METHOD(Fixture, "an unexpected exception is -32603 and its text is not shown") {

@@ -411,6 +411,36 @@ bool Api::run_write(Session& session, const std::string& method, Params& p, cons
     if (id) *target = *id;
     return id.value_or("");
   };
+  if (method == "patient.create") {
+    Patient patient;
+    auto given = p.string("given_name", true, 200);
+    auto family = p.string("family_name", true, 200);
+    auto birth = p.string("birth_date", true, 10);
+    auto phone = p.string("phone", false, 50);
+    auto email = p.string("email", false, 254);
+    auto address = p.string("address", false, 500);
+    if (birth) {
+      auto days = parse_date(*birth);
+      if (!days || birth->size() != 10) p.problem("birth_date", "must be a date YYYY-MM-DD");
+      else if (*days * 86'400'000 > clock_.now()) p.problem("birth_date", "must not be in the future");
+    }
+    if (email && (email->find('@') == std::string::npos || email->front() == '@' || email->back() == '@'))
+      p.problem("email", "must be an email address");
+    p.finish();
+    patient.given_name = *given;
+    patient.family_name = *family;
+    patient.birth_date = *birth;
+    if (phone) patient.contact["phone"] = *phone;
+    if (email) patient.contact["email"] = *email;
+    if (address) patient.contact["address"] = *address;
+    auth_.create_patient(std::move(patient), [target, respond, user = session.identity->user](const Patient* stored, std::exception_ptr error) {
+      if (error) return respond(nullptr, error);
+      *target = stored->patient_id;
+      spdlog::info("patient {} created by user {}", stored->patient_id, user);
+      respond(json::object{{"patient_id", stored->patient_id}}, nullptr);
+    });
+    return true;
+  }
   if (method == "case.open") {
     auto patient_id = p.string("patient_id", true, 100);
     auto workflow = p.string("workflow", true, 100);
@@ -505,33 +535,6 @@ json::value Api::run(Session& session, const std::shared_ptr<Connection>& connec
     return workflow_json(*wf);
   }
 
-  if (method == "patient.create") {
-    Patient patient;
-    auto given = p.string("given_name", true, 200);
-    auto family = p.string("family_name", true, 200);
-    auto birth = p.string("birth_date", true, 10);
-    auto phone = p.string("phone", false, 50);
-    auto email = p.string("email", false, 254);
-    auto address = p.string("address", false, 500);
-    if (birth) {
-      auto days = parse_date(*birth);
-      if (!days || birth->size() != 10) p.problem("birth_date", "must be a date YYYY-MM-DD");
-      else if (*days * 86'400'000 > clock_.now()) p.problem("birth_date", "must not be in the future");
-    }
-    if (email && (email->find('@') == std::string::npos || email->front() == '@' || email->back() == '@'))
-      p.problem("email", "must be an email address");
-    p.finish();
-    patient.given_name = *given;
-    patient.family_name = *family;
-    patient.birth_date = *birth;
-    if (phone) patient.contact["phone"] = *phone;
-    if (email) patient.contact["email"] = *email;
-    if (address) patient.contact["address"] = *address;
-    Patient stored = auth_.create_patient(std::move(patient));
-    target = stored.patient_id;
-    spdlog::info("patient {} created by user {}", stored.patient_id, session.identity->user);
-    return json::object{{"patient_id", stored.patient_id}};
-  }
   if (method == "patient.get") {
     auto id = p.string("patient_id", true, 100);
     if (id) target = *id;

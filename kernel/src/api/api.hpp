@@ -68,7 +68,7 @@ class Api final : public MessageHandler {
             Respond respond);
   boost::json::value run(Session& session, const std::shared_ptr<Connection>& connection, const std::string& method,
                          Params& params, std::string& target);
-  // The writes (case.open, case.submit, case.close, case.retry): answered once durable.
+  // The writes (patient.create, case.open, case.submit, case.close, case.retry): answered once durable.
   bool run_write(Session& session, const std::string& method, Params& params, const std::shared_ptr<std::string>& target,
                  Respond respond);
   boost::json::value view(const engine::CaseState& state) const;

@@ -19,7 +19,9 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -99,11 +101,16 @@ class SqliteAuthStore {
   // to <data_dir>/admin.token (mode 0600) and returns the path. Otherwise nothing.
   std::optional<std::filesystem::path> ensure_admin_token(const std::filesystem::path& data_dir);
 
-  // Patients. create_patient assigns patient_id and created_at; returns the stored patient.
-  Patient create_patient(Patient patient);
+  // Patients. create_patient assigns patient_id and created_at and answers with the stored
+  // patient once it is durable. Patients created meanwhile, and the audit rows queued, share one
+  // transaction (group commit); `done` runs on the background writer's thread, and must not block.
+  using PatientDone = std::function<void(const Patient* stored, std::exception_ptr error)>;
+  void create_patient(Patient patient, PatientDone done);
+  Patient create_patient(Patient patient);  // waits
   std::optional<Patient> get_patient(const std::string& patient_id);
 
-  // Audit: queued, written in order by the background writer.
+  // Audit: queued, written in order by the background writer, at most about 50 ms later (sooner
+  // when a patient is created).
   void audit(AuditEntry entry);
   void flush_audit();
   // The most recent `limit` rows, oldest first (flushes first).
@@ -112,7 +119,11 @@ class SqliteAuthStore {
   using Db = store::SqliteConnection;
 
  private:
-  void write_audit_batch();
+  struct PatientJob {
+    Patient patient;
+    PatientDone done;
+  };
+  void write_pending();  // the queued patients and audit rows, in one transaction
   void audit_loop();
 
   const engine::Clock& clock_;
@@ -127,6 +138,7 @@ class SqliteAuthStore {
   std::mutex audit_mutex_;
   std::condition_variable audit_cv_;
   std::vector<AuditEntry> audit_queue_;
+  std::vector<PatientJob> patient_queue_;
   bool stopping_ = false;
   std::thread audit_thread_;
 };

@@ -165,6 +165,10 @@ void Runtime::stop() {
   parts_->scheduler.stop();
   parts_->dispatcher.stop();
   parts_->started = false;
+  auto stats = parts_->engine.commit_stats();
+  if (stats.groups > 0)
+    spdlog::info("group commit: {} command(s) in {} transaction(s), {:.1f} per transaction", stats.commands, stats.groups,
+                 static_cast<double>(stats.commands) / static_cast<double>(stats.groups));
 }
 
 std::size_t Runtime::deliver_due() { return parts_->dispatcher.dispatch_due(); }

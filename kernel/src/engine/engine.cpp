@@ -42,7 +42,7 @@ struct Engine::Command {
 
 // A decided command waiting for its group commit.
 struct Engine::Pending {
-  store::CaseWrite write;
+  store::CaseWrite write;  // no events: writes nothing, answered with the group it is in
   CaseState state;
   std::exception_ptr answer_error;
   Completion done;
@@ -96,7 +96,7 @@ Engine::Command Engine::load(const std::string& case_id) {
 }
 
 void Engine::queue(Command& c, Completion done) {
-  overlay_[c.state.case_id] = c.state;
+  if (!c.events.empty()) overlay_[c.state.case_id] = c.state;
   Pending pending{store::CaseWrite{c.base_revision, std::move(c.events), to_record(c.state), pending_timers(c.state), std::move(c.messages)},
                   c.state, c.answer_error, std::move(done)};
   {
@@ -116,12 +116,12 @@ void Engine::run(const std::function<void(Command&)>& decide, Completion done) {
     done(nullptr, std::current_exception());
     return;
   }
-  if (c.events.empty()) {
+  if (c.events.empty() && !overlay_.count(c.state.case_id)) {
     lock.unlock();
-    done(&c.state, c.answer_error);
+    done(&c.state, c.answer_error);  // nothing to write, and what it read is durable
     return;
   }
-  queue(c, std::move(done));
+  queue(c, std::move(done));  // with no events: answered once the writes it read are durable
 }
 
 CaseState Engine::wait(const std::function<void(Completion)>& start) {
@@ -152,12 +152,21 @@ void Engine::commit_loop() {
 
 void Engine::commit_group(std::vector<Pending>& group) {
   std::vector<store::CaseWrite> writes;
+  std::vector<std::size_t> write_of(group.size(), SIZE_MAX);  // index into writes, SIZE_MAX: nothing to write
   writes.reserve(group.size());
-  for (auto& p : group) writes.push_back(std::move(p.write));
-  std::vector<std::string> left_out;
+  for (std::size_t i = 0; i < group.size(); ++i)
+    if (!group[i].write.events.empty()) {
+      write_of[i] = writes.size();
+      writes.push_back(std::move(group[i].write));
+    }
+  std::vector<std::string> left_out(group.size());
   std::exception_ptr failure;
   try {
-    left_out = store_.write_group(writes);
+    auto outcome = store_.write_group(writes);
+    for (std::size_t i = 0; i < group.size(); ++i)
+      if (write_of[i] != SIZE_MAX) left_out[i] = outcome[write_of[i]];
+    groups_committed_.fetch_add(1, std::memory_order_relaxed);
+    writes_committed_.fetch_add(writes.size(), std::memory_order_relaxed);
   } catch (...) {
     failure = std::current_exception();
     left_out.assign(group.size(), "the database failed");
@@ -168,6 +177,7 @@ void Engine::commit_group(std::vector<Pending>& group) {
     std::lock_guard lock(write_mutex_);
     for (std::size_t i = 0; i < group.size(); ++i) {
       auto it = overlay_.find(group[i].state.case_id);
+      if (write_of[i] == SIZE_MAX) continue;
       if (it != overlay_.end() && (!left_out[i].empty() || it->second.revision == group[i].state.revision)) overlay_.erase(it);
     }
   }
@@ -183,11 +193,11 @@ void Engine::commit_group(std::vector<Pending>& group) {
     Pending& p = group[i];
     try {
       if (left_out[i].empty()) {
-        {
+        if (write_of[i] != SIZE_MAX) {
           // The commit stands whatever a listener does: its failure is logged, the answer sent.
           std::lock_guard lock(listeners_mutex_);
           for (const auto& listener : listeners_) try {
-              listener(p.state, writes[i].events);
+              listener(p.state, writes[write_of[i]].events);
             } catch (const std::exception& e) {
               spdlog::error("a commit listener failed on case {}: {}", p.state.case_id, e.what());
             }
@@ -227,9 +237,12 @@ void Engine::open_case(const std::string& patient_id, const std::string& workflo
         const StepDef& first = workflow->steps.front();
         c.emit(event::stage_entered, "", "system", {{"stage", first.stage}, {"repetition", workflow->stage_of(first).repeat ? 1 : 0}});
         enter(c, first, std::nullopt, std::nullopt);
-        spdlog::info("case {} opened on workflow {} v{} by {}", c.state.case_id, workflow->id, workflow->version, actor.id);
       },
-      std::move(done));
+      [done = std::move(done), actor_id = actor.id](const CaseState* state, std::exception_ptr error) {
+        if (state && !error)
+          spdlog::info("case {} opened on workflow {} v{} by {}", state->case_id, state->workflow_id, state->workflow_version, actor_id);
+        done(state, error);
+      });
 }
 
 void Engine::submit(const std::string& case_id, const std::string& step_id, const json::object& data, const Actor& actor,

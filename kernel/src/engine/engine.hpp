@@ -13,6 +13,7 @@
 #include "workflow/form.hpp"
 #include "workflow/workflow_set.hpp"
 
+#include <atomic>
 #include <condition_variable>
 #include <exception>
 #include <functional>
@@ -91,7 +92,8 @@ class Engine {
   // Runs a failed automatic step's plugin again.
   CaseState retry_step(const std::string& case_id, const std::string& step, const Actor& actor);
 
-  // Fires every timer due at or before the clock's now, earliest first, each in its own transaction.
+  // Fires every timer due at or before the clock's now, earliest first; the timers due together
+  // commit together (one group). Returns once they are durable.
   std::size_t fire_due_timers();
   // Virtual clock only: moves time to `target`, stopping at each timer's due time to fire it then,
   // so events carry the exact virtual time. Persists the new time.
@@ -102,6 +104,12 @@ class Engine {
   std::shared_ptr<const workflow::Workflow> workflow_of(const CaseState& state) const;
 
   void add_listener(CommitListener listener);
+
+  // Group commit so far: transactions written and the commands in them.
+  struct CommitStats {
+    std::uint64_t groups = 0, commands = 0;
+  };
+  CommitStats commit_stats() const { return {groups_committed_.load(), writes_committed_.load()}; }
 
   static constexpr const char* kVirtualClockSetting = "virtual_clock_now";
 
@@ -138,6 +146,7 @@ class Engine {
   std::mutex listeners_mutex_;
   std::vector<CommitListener> listeners_;
   std::mt19937_64 random_;
+  std::atomic<std::uint64_t> groups_committed_{0}, writes_committed_{0};
   std::thread committer_;  // last: started when everything else exists
 };
 

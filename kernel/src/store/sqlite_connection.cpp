@@ -1,5 +1,8 @@
 #include "store/sqlite_connection.hpp"
 
+#include <chrono>
+#include <thread>
+
 #include "store/case_store.hpp"
 
 #include <sqlite3.h>
@@ -38,6 +41,21 @@ std::string SqliteConnection::Statement::text(int column) {
   return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column))) : std::string();
 }
 
+namespace {
+
+// Another connection holds the write lock (the case store's committer and the audit writer take
+// turns on one file). SQLite's own busy timeout sleeps in steps of milliseconds, far longer than
+// a commit holds the lock here, so it would stall every group commit that meets an audit write:
+// poll every 50 µs instead, backing off to 1 ms, and give up after about 10 s.
+int wait_while_busy(void*, int attempts) {
+  constexpr int kGiveUpAfter = 10'000;  // about 10 s at 1 ms
+  if (attempts >= kGiveUpAfter + 200) return 0;
+  std::this_thread::sleep_for(std::chrono::microseconds(attempts < 200 ? 50 : 1000));
+  return 1;
+}
+
+}  // namespace
+
 SqliteConnection::SqliteConnection(const std::filesystem::path& path, const std::string& synchronous, bool create)
     : path_(path.string()) {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
@@ -47,7 +65,7 @@ SqliteConnection::SqliteConnection(const std::filesystem::path& path, const std:
     db_ = nullptr;
     throw StoreError("cannot open database " + path_ + ": " + why);
   }
-  sqlite3_busy_timeout(db_, 10'000);
+  sqlite3_busy_handler(db_, &wait_while_busy, nullptr);
   try {
     exec("PRAGMA journal_mode=WAL");
     exec(synchronous == "normal" ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
