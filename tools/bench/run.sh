@@ -52,9 +52,9 @@ wait_port() {
 }
 
 mkdir -p "$tmp/workflows" "$tmp/var"
-cp "$source_dir/workflows/ketamine_iv.toml" "$tmp/workflows/"
+cp "$source_dir/tools/bench/ketamine_iv_tasks.toml" "$tmp/workflows/"
 # The shipped settings (config/clinicflow.toml): limits, roles, synchronous = "full"; loopback,
-# port 0, the virtual clock, no plugins (ketamine_iv uses staff tasks only).
+# port 0, the virtual clock, no plugins (the bench workflow uses staff tasks only).
 cat > "$tmp/clinicflow.toml" <<TOML
 [server]
 listen = "127.0.0.1:0"
@@ -101,8 +101,8 @@ results=()
 for c in $connections; do
   for ((r = 1; r <= reps; r++)); do
     e=$(bench echo --echo "127.0.0.1:$echo_port" -c "$c")
-    g=$(bench get --api "ws://127.0.0.1:$api_port/v1/ws" --token "$token" --workflow ketamine_iv --phase get -c "$c")
-    w=$(bench walk --api "ws://127.0.0.1:$api_port/v1/ws" --token "$token" --workflow ketamine_iv --phase walk -c "$c")
+    g=$(bench get --api "ws://127.0.0.1:$api_port/v1/ws" --token "$token" --workflow ketamine_iv_tasks --phase get -c "$c")
+    w=$(bench walk --api "ws://127.0.0.1:$api_port/v1/ws" --token "$token" --workflow ketamine_iv_tasks --phase walk -c "$c")
     results+=("$c $r|$e|$g|$w")
     echo "C=$c run $r done (load average $(cut -d' ' -f1 /proc/loadavg))" >&2
   done
