@@ -103,7 +103,7 @@ json::object workflow_json(const workflow::Workflow& wf) {
                       {"stage", s.stage},
                       {"kind", s.kind == workflow::StepKind::automatic ? "automatic" : "task"},
                       {"roles", string_array(s.roles)},
-                      {"schema", workflow::form_schema(s)}};
+                      {"schema", s.schema}};
     if (!s.plugin.empty()) step["plugin"] = s.plugin;
     if (s.due) step["due"] = format_duration(*s.due);
     if (s.open_delay) step["delay"] = format_duration(*s.open_delay);

@@ -253,11 +253,15 @@ std::optional<Patient> SqliteAuthStore::get_patient(const std::string& patient_i
 }
 
 void SqliteAuthStore::audit(AuditEntry entry) {
+  bool first;
   {
     std::lock_guard lock(audit_mutex_);
+    first = audit_queue_.empty();
     audit_queue_.push_back(std::move(entry));
   }
-  audit_cv_.notify_one();
+  // Only the first row of an interval wakes the writer (which then gathers); waking it for every
+  // row would cost a thread switch per request.
+  if (first) audit_cv_.notify_one();
 }
 
 void SqliteAuthStore::write_pending() {

@@ -19,7 +19,7 @@ json::object case_view(const CaseState& s, const workflow::Workflow& wf) {
       for (const auto& r : step->roles) roles.emplace_back(r);
     task["roles"] = std::move(roles);
     task["kind"] = step && step->kind == workflow::StepKind::automatic ? "automatic" : "task";
-    if (step) task["schema"] = workflow::form_schema(*step);
+    if (step) task["schema"] = step->schema;
     if (a.due) task["due"] = format_rfc3339(*a.due);
     if (a.repetition > 0) task["repetition"] = a.repetition;
     if (!a.last_error.empty()) task["error"] = a.last_error;

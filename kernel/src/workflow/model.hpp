@@ -83,6 +83,7 @@ struct StepDef {
   Transition next;                     // taken when no branch holds
   std::size_t index = 0;               // position in the file
   Location where;
+  boost::json::object schema;          // the form as JSON Schema (form_schema), built once at load
 
   const FieldDef* find_field(std::string_view name) const;
 };

@@ -1,5 +1,7 @@
 #include "workflow/workflow_loader.hpp"
 
+#include "workflow/form.hpp"
+
 #include "util/toml_json.hpp"
 
 #include <boost/json/value.hpp>
@@ -84,6 +86,7 @@ class WorkflowReader {
     std::stable_sort(errors_.begin(), errors_.end(),
                      [](const SourceError& a, const SourceError& b) { return std::tie(a.line, a.column) < std::tie(b.line, b.column); });
     if (!errors_.empty()) return {nullptr, std::move(errors_), std::move(unanswered_plugins_)};
+    for (auto& step : workflow->steps) step.schema = form_schema(step);  // every case view sends it
     return {std::move(workflow), {}, {}};
   }
 
