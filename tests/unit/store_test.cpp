@@ -611,3 +611,26 @@ TEST_CASE("settings round-trip and overwrite", "[store][settings]") {
   RawDb raw(dir.db());
   CHECK(raw.scalar("SELECT count(*) FROM settings WHERE key = 'virtual_clock_now'") == "1");
 }
+
+TEST_CASE("a case's messages are listed in the order they were queued", "[store][outbox]") {
+  TempDir dir;
+  SqliteCaseStore store(SqliteOptions{dir.path() / "test.db", "normal"});
+  CaseWrite w = new_case("c1");
+  // Twelve messages queued by one command, at one time: ids c1-2 ... c1-13 sort differently
+  // as text ("c1-10" < "c1-2"), so only the queue order can be the listing order.
+  for (int i = 2; i <= 13; ++i) {
+    OutboxMessage m;
+    m.id = "c1-" + std::to_string(i);
+    m.case_id = "c1";
+    m.plugin = "outbox_file";
+    m.template_name = "t" + std::to_string(i);
+    m.recipient = "patient";
+    m.created_at = 100;
+    m.next_attempt_at = 100;
+    w.messages.push_back(m);
+  }
+  write_one(store, w);
+  auto listed = store.case_messages("c1");
+  REQUIRE(listed.size() == 12);
+  for (int i = 0; i < 12; ++i) CHECK(listed[i].id == "c1-" + std::to_string(i + 2));
+}

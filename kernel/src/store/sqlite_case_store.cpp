@@ -347,7 +347,7 @@ void SqliteCaseStore::update_message(const OutboxMessage& m) {
 
 std::vector<OutboxMessage> SqliteCaseStore::case_messages(const std::string& case_id) {
   std::lock_guard lock(read_mutex_);
-  static const std::string sql = std::string("SELECT ") + kOutboxColumns + " FROM outbox WHERE case_id = ?1 ORDER BY created_at, id";
+  static const std::string sql = std::string("SELECT ") + kOutboxColumns + " FROM outbox WHERE case_id = ?1 ORDER BY created_at, rowid";
   auto s = reader_->prepare(sql.c_str());
   s.bind(1, case_id);
   std::vector<OutboxMessage> out;
