@@ -64,13 +64,10 @@ line=$(grep -n 'receptionist' "$tmp/workflows/iv.toml" | head -1 | cut -d: -f1)
 grep -qF "$tmp/workflows/iv.toml:$line:10: no role 'receptionist' in the server configuration" "$tmp/out"
 [ ! -e "$tmp/var/clinicflow.db" ] || { echo "a refused start must not create the database"; exit 1; }
 
-# 5. A good start on the shipped workflows: prints where it listens, answers /healthz, stops on
-# SIGTERM with status 0. The workflows are copied without workflows/*.sim.toml (simulation
-# profiles for `clinicflow simulate`): the server loads every *.toml of its folder as a workflow,
-# and a profile is not one. Drop the filter once the server skips *.sim.toml.
-mkdir -p "$tmp/shipped"
-for f in "$src"/workflows/*.toml; do [[ $f == *.sim.toml ]] || cp "$f" "$tmp/shipped/"; done
-write_config "$tmp/shipped"
+# 5. A good start on the shipped workflows folder as it is (workflows/*.sim.toml, the simulation
+# profiles beside the workflows, are skipped): prints where it listens, answers /healthz, stops
+# on SIGTERM with status 0.
+write_config "$src/workflows"
 "$server" --config "$tmp/clinicflow.toml" >"$tmp/stdout" 2>"$tmp/stderr" &
 pid=$!
 for _ in $(seq 1 100); do

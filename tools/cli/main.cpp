@@ -41,9 +41,10 @@ commands:
       of the server configuration (default: config/clinicflow.toml). Revocation takes effect
       at a live connection's next request.
 
-  call METHOD ['{json params}'] [--url ws://127.0.0.1:8470/v1/ws] [--token TOKEN]
+  call METHOD ['{json params}'] [--url ws://127.0.0.1:8470/v1/ws] [--token TOKEN] [--ca-file PEM]
       Sends one JSON-RPC request to a running server and prints the answer. The token comes
-      from --token, else $CLINICFLOW_TOKEN, else var/admin.token.
+      from --token, else $CLINICFLOW_TOKEN, else var/admin.token. A wss:// URL verifies the
+      server's certificate and name against the system's CAs, plus those in --ca-file.
       Exit status: 0 a result, 1 an error answer, 2 usage or connection problem.
 
   simulate WORKFLOW.toml --patients N [--seed S] [--config FILE] [--profile FILE] [--json]
@@ -212,11 +213,12 @@ int token(const std::vector<std::string>& args) {
 
 int call(const std::vector<std::string>& args) {
   std::string url = "ws://127.0.0.1:8470/v1/ws";
-  std::optional<std::string> token;
+  cli::WsRequestOptions options;
+  std::optional<std::string>& token = options.token;
   std::vector<std::string> positional;
   for (std::size_t i = 0; i < args.size(); ++i) {
-    if ((args[i] == "--url" || args[i] == "--token") && i + 1 < args.size()) {
-      (args[i] == "--url" ? url : token.emplace()) = args[i + 1];
+    if ((args[i] == "--url" || args[i] == "--token" || args[i] == "--ca-file") && i + 1 < args.size()) {
+      (args[i] == "--url" ? url : args[i] == "--token" ? token.emplace() : options.ca_file.emplace()) = args[i + 1];
       ++i;
     } else if (args[i].starts_with("--")) {
       std::cerr << "clinicflow call: unknown option '" << args[i] << "'\n" << kUsage;
@@ -245,7 +247,7 @@ int call(const std::vector<std::string>& args) {
   }
   boost::json::object request{{"jsonrpc", "2.0"}, {"id", 1}, {"method", positional[0]}, {"params", params}};
   try {
-    std::string answer = cli::ws_request(url, token, boost::json::serialize(request), std::chrono::seconds(30));
+    std::string answer = cli::ws_request(url, boost::json::serialize(request), options);
     boost::json::value parsed = boost::json::parse(answer, ec);
     std::cout << answer << "\n";
     return !ec && parsed.is_object() && parsed.as_object().contains("result") ? 0 : 1;
