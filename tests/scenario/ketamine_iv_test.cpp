@@ -7,6 +7,7 @@
 // declares and reuses them: both files build into the one test_scenarios executable. (A shared
 // header, tests/scenario/ketamine_journey.hpp, would be tidier; it is outside the files this
 // change may touch.) The second part drives the IV-only steps and holds the IV tests.
+#include "scenario/ketamine_journey.hpp"
 #include "scenario/scenario_fixture.hpp"
 
 #include <chrono>
@@ -29,7 +30,7 @@ namespace ketamine_journey {
 // on a long case they read freed memory ("object too large", SIGSEGV). These two keep the answer
 // alive. (A fix to the fixture is pending in the working tree; once it is in, they can give way
 // to s.events() and s.messages().)
-std::vector<json::object> events_of(Scenario& s, const json::value& case_id, const std::string& type = "") {
+std::vector<json::object> events_of(Scenario& s, const json::value& case_id, const std::string& type) {
   const json::value answer = s.call("case.history", {{"case_id", case_id}});
   std::vector<json::object> out;
   for (const auto& e : answer.as_array())
@@ -99,7 +100,7 @@ json::object message_for(Scenario& s, const json::value& case_id, const std::str
 }
 
 // Moves time on an hour at a time until `step` is open (at most `max_hours`).
-void advance_until_open(Scenario& s, const json::value& case_id, const std::string& step, int max_hours = 24 * 7) {
+void advance_until_open(Scenario& s, const json::value& case_id, const std::string& step, int max_hours) {
   for (int h = 0; h < max_hours && !Scenario::is_open(s.get(case_id), step); ++h) s.advance(3600);
   REQUIRE(Scenario::is_open(s.get(case_id), step));
 }
