@@ -319,3 +319,24 @@ TEST_CASE_METHOD(Fixture, "many threads submitting at once: every command answer
     CHECK(engine->get_case(id)->status == "completed");
   }
 }
+
+TEST_CASE_METHOD(Fixture, "drain returns once everything decided is committed and answered") {
+  std::string id = open();
+  store.close_gate();
+  Answer a;
+  engine->submit(id, "first", {{"n", 1}}, kNurse, std::nullopt, a.done());
+  store.wait_until_held();
+  std::atomic<bool> drained{false};
+  std::thread stopper([&] {
+    engine->drain();
+    drained = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a wrong drain would return now
+  CHECK_FALSE(drained);
+  CHECK_FALSE(a.ready());
+  store.open_gate();
+  stopper.join();
+  CHECK(drained);
+  CHECK(a.ready());  // answered before drain returned
+  CHECK(engine->get_case(id)->data.contains("first"));
+}

@@ -164,6 +164,9 @@ void Runtime::stop() {
   if (!parts_ || !parts_->started) return;
   parts_->scheduler.stop();
   parts_->dispatcher.stop();
+  // Commit and answer what is in flight now, while whoever sends the answers still exists.
+  parts_->engine.drain();
+  parts_->auth.flush_audit();
   parts_->started = false;
   auto stats = parts_->engine.commit_stats();
   if (stats.groups > 0)

@@ -60,6 +60,8 @@ class Runtime {
   // that fell due while the server was down, then keeps going; on virtual time only timers
   // already due fire now, and time moves through clock.advance.
   void start();
+  // Stops the background threads, then commits and answers every write in flight (call it
+  // before the transport that sends the answers goes away).
   void stop();
   // Tries every outbox message due now, on the calling thread; returns how many were tried.
   std::size_t deliver_due();

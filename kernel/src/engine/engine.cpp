@@ -62,6 +62,11 @@ Engine::~Engine() {
   committer_.join();
 }
 
+void Engine::drain() {
+  std::unique_lock lock(queue_mutex_);
+  idle_cv_.wait(lock, [this] { return queue_.empty() && !committing_; });
+}
+
 void Engine::add_listener(CommitListener listener) {
   std::lock_guard lock(listeners_mutex_);
   listeners_.push_back(std::move(listener));
@@ -141,9 +146,12 @@ void Engine::commit_loop() {
   for (;;) {
     {
       std::unique_lock lock(queue_mutex_);
+      committing_ = false;
+      if (queue_.empty()) idle_cv_.notify_all();
       queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping, and everything decided is committed
       group.swap(queue_);          // everything decided while the last group was committing
+      committing_ = true;
     }
     commit_group(group);
     group.clear();

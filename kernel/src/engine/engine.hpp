@@ -105,6 +105,10 @@ class Engine {
 
   void add_listener(CommitListener listener);
 
+  // Waits until everything decided so far is committed and answered. For an orderly stop: the
+  // answers go out while the transport that sends them still exists.
+  void drain();
+
   // Group commit so far: transactions written and the commands in them.
   struct CommitStats {
     std::uint64_t groups = 0, commands = 0;
@@ -143,6 +147,8 @@ class Engine {
   std::condition_variable queue_cv_;
   std::vector<Pending> queue_;  // decided, waiting for the next group commit
   bool stopping_ = false;
+  bool committing_ = false;  // a group is being written and answered (under queue_mutex_)
+  std::condition_variable idle_cv_;
   std::mutex listeners_mutex_;
   std::vector<CommitListener> listeners_;
   std::mt19937_64 random_;
