@@ -1,7 +1,6 @@
-// Drives the real kernel the way clinicflowd wires it (kernel/src/server/main.cpp) — plugin host,
-// workflows checked against the plugins, SQLite store, engine, outbox dispatcher — for the one
-// thing the server cannot be asked to do yet: open a case (the API is coming). Used by
-// tests/cli/out_of_tree_test.sh.
+// Drives the real kernel with the server's own wiring (app::Runtime: plugin host, workflows
+// checked against the plugins, SQLite store, engine, outbox) so that a test can open a case and
+// run the outbox one pass at a time, deterministically. Used by tests/cli/out_of_tree_test.sh.
 //
 //   open_case_driver CONFIG open WORKFLOW PATIENT [--no-dispatch]
 //       opens a case; prints "case <id>"; then (unless --no-dispatch) runs one outbox pass and
@@ -15,13 +14,8 @@
 // Logs go to stderr only. Exit status: 0 done, 1 a failure (reason on stderr), 2 usage,
 // 3 workflow errors, 4 plugin load errors.
 #include "app/logging.hpp"
+#include "app/runtime.hpp"
 #include "config/server_config.hpp"
-#include "engine/clock.hpp"
-#include "engine/engine.hpp"
-#include "engine/outbox_dispatcher.hpp"
-#include "plugins/plugin_host.hpp"
-#include "store/sqlite_case_store.hpp"
-#include "workflow/workflow_set.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -45,15 +39,6 @@ void print_messages(store::CaseStore& store, const std::string& case_id) {
               << " error=" << m.last_error << "\n";
 }
 
-// As main.cpp's make_clock: virtual time continues from where it was saved.
-std::unique_ptr<engine::Clock> make_clock(const config::ServerConfig& config, store::CaseStore& store) {
-  if (config.clock != "virtual") return std::make_unique<engine::RealClock>();
-  TimePoint start = engine::RealClock().now();
-  if (auto saved = store.read_setting(engine::Engine::kVirtualClockSetting)) start = std::stoll(*saved);
-  store.write_setting(engine::Engine::kVirtualClockSetting, std::to_string(start));
-  return std::make_unique<engine::VirtualClock>(start);
-}
-
 int run(const std::vector<std::string>& args) {
   if (args.size() < 2) return std::cerr << kUsage, 2;
   const std::string& command = args[1];
@@ -71,61 +56,31 @@ int run(const std::vector<std::string>& args) {
   }
   app::configure_logging(config.log_level, "");
 
-  plugins::PluginHost host({config.plugins_dir, config.plugin_timeout});
-  if (auto errors = host.load(config.plugins, config.file.string()); !errors.empty()) {
-    for (const auto& error : errors) std::cerr << error.to_string() << "\n";
-    return 4;
+  config.strict = true;  // a plugin that does not load is an error here (exit 4)
+  app::RuntimeOptions options;
+  options.create_admin_token = false;
+  options.deliver_in_background = false;  // one pass per "dispatch", nothing in between
+  std::unique_ptr<app::Runtime> runtime;
+  try {
+    runtime = std::make_unique<app::Runtime>(config, options);
+  } catch (const app::StartupError& e) {
+    for (const auto& line : e.details()) std::cerr << line << "\n";
+    std::cerr << "open_case_driver: " << e.what() << "\n";
+    return e.exit_code();
   }
-
-  workflow::LoadContext context;
-  context.roles.emplace();
-  for (const auto& role : config.roles) context.roles->insert(role.name);
-  context.plugins.emplace();
-  for (const auto& plugin : config.plugins) context.plugins->insert(plugin.name);
-  context.plugin_fields = [&host](std::string_view plugin, const boost::json::object& settings, std::string& error) {
-    return host.fields(plugin, settings, error);
-  };
-  context.plugin_kind = [&host](std::string_view plugin) { return host.kind_of(plugin); };
-  workflow::WorkflowSet workflows;
-  if (auto errors = workflows.load_directory(config.workflows_dir, context); !errors.empty()) {
-    for (const auto& error : errors) std::cerr << error.to_string() << "\n";
-    return 3;
-  }
-
-  store::SqliteCaseStore store({config.database_path(), config.synchronous});
   if (messages) {
-    print_messages(store, args[2]);
+    print_messages(runtime->store(), args[2]);
     return 0;
   }
-  auto clock = make_clock(config, store);
-  engine::Engine engine(store, workflows, *clock, &host);
-  engine::OutboxDispatcher dispatcher(
-      store, *clock,
-      [&host](const store::OutboxMessage& m, int attempt) {
-        auto result = host.deliver(m.plugin, {{"id", m.id},
-                                              {"case_id", m.case_id},
-                                              {"template", m.template_name},
-                                              {"recipient", m.recipient},
-                                              {"address", m.address},
-                                              {"subject", m.subject},
-                                              {"body", m.body},
-                                              {"attempt", attempt}});
-        using S = engine::DeliveryAttempt::Status;
-        S status = result.status == plugins::DeliveryResult::Status::delivered ? S::delivered
-                   : result.status == plugins::DeliveryResult::Status::failed  ? S::failed
-                                                                               : S::retry;
-        return engine::DeliveryAttempt{status, result.error};
-      },
-      {config.delivery_max_attempts, config.delivery_first_retry, config.delivery_max_retry});
 
   std::string case_id;
   if (open) {
-    auto state = engine.open_case(args[3], args[2], std::nullopt, engine::Actor{"user:open_case_driver", {"frontdesk"}});
+    auto state = runtime->engine().open_case(args[3], args[2], std::nullopt, engine::Actor{"user:open_case_driver", {"frontdesk"}});
     case_id = state.case_id;
     std::cout << "case " << case_id << "\n";
   }
-  if (!no_dispatch) std::cout << "attempts " << dispatcher.dispatch_due() << "\n";
-  if (open) print_messages(store, case_id);
+  if (!no_dispatch) std::cout << "attempts " << runtime->deliver_due() << "\n";
+  if (open) print_messages(runtime->store(), case_id);
   return 0;
 }
 

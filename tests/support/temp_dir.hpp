@@ -1,20 +1,21 @@
 #pragma once
-// A fresh, empty folder under the system temp folder, removed with everything in it at the end.
-#include <unistd.h>
+// A fresh, empty folder of its own under the system temp folder (mkdtemp: unique even across
+// processes running at once), removed with everything in it at the end.
+#include <stdlib.h>
 
-#include <atomic>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
+#include <system_error>
 
 namespace clinicflow::testing {
 
 class TempDir {
  public:
   explicit TempDir(const std::string& prefix = "clinicflow-test") {
-    static std::atomic<int> counter{0};
-    path_ = std::filesystem::temp_directory_path() / (prefix + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
+    std::string pattern = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
+    if (!::mkdtemp(pattern.data())) throw std::runtime_error("cannot create a temporary folder like " + pattern);
+    path_ = pattern;
   }
   ~TempDir() {
     std::error_code ignored;

@@ -1,6 +1,7 @@
 // The JSON-RPC API driven in-process through the MessageHandler seam, with a fake connection that
 // records every frame the API pushes: framing, authentication, roles and audit, every method, and
 // live event subscriptions.
+#include "support/temp_dir.hpp"
 #include "api/api.hpp"
 #include "api/auth_store.hpp"
 #include "engine/engine.hpp"
@@ -33,20 +34,7 @@ namespace {
 
 const TimePoint kStart = *parse_rfc3339("2026-03-02T09:00:00Z");
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = std::filesystem::temp_directory_path() / ("clinicflow-api-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using clinicflow::testing::TempDir;
 
 class FakeConnection final : public Connection {
  public:

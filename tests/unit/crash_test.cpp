@@ -2,6 +2,7 @@
 // at an arbitrary point, three times over on the same file. After each kill the database must
 // hold every acknowledged commit, every case's projection and timers must equal what replaying
 // its event log gives, and SQLite must find the file intact.
+#include "support/temp_dir.hpp"
 #include "engine/case_state.hpp"
 #include "store/sqlite_case_store.hpp"
 
@@ -45,33 +46,7 @@ namespace {
 
 constexpr int kReadTimeoutMs = 60'000;
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      fs::path candidate = fs::temp_directory_path() / ("clinicflow_crash_test_" + std::to_string(::getpid()) + "_" +
-                                                        std::to_string(counter++) + "_" + std::to_string(rd()));
-      std::error_code ec;
-      if (fs::create_directory(candidate, ec)) {
-        path_ = candidate;
-        return;
-      }
-    }
-    throw std::runtime_error("cannot create a temporary directory");
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using clinicflow::testing::TempDir;
 
 std::string read_file(const fs::path& path) {
   std::ifstream in(path);

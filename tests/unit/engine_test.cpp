@@ -1,3 +1,4 @@
+#include "support/temp_dir.hpp"
 #include "engine/case_view.hpp"
 #include "engine/engine.hpp"
 #include "engine/scheduler.hpp"
@@ -29,21 +30,7 @@ const Actor kFrontdesk{"user:fd1", {"frontdesk"}};
 const Actor kNurse{"user:rn1", {"nurse"}};
 const Actor kPrescriber{"user:md1", {"prescriber"}};
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = std::filesystem::temp_directory_path() /
-            ("clinicflow-engine-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using clinicflow::testing::TempDir;
 
 // In-process stand-in for the plugin host: each plugin is a function.
 class FakePlugins : public StepPlugins {

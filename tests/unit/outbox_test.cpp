@@ -2,6 +2,8 @@
 // causes them, rendered from their template, and delivered by the OutboxDispatcher through a
 // messaging plugin (a fake, and the real test_messenger through the plugin host) with retries and
 // exponential backoff, exactly once per successful delivery even across restarts.
+#include "support/temp_dir.hpp"
+#include "app/runtime.hpp"
 #include "engine/engine.hpp"
 #include "engine/outbox_dispatcher.hpp"
 #include "plugins/plugin_host.hpp"
@@ -35,21 +37,7 @@ const TimePoint kStart = *parse_rfc3339("2026-03-02T09:00:00Z");
 const Actor kFrontdesk{"user:fd1", {"frontdesk"}};
 const Actor kNurse{"user:rn1", {"nurse"}};
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = std::filesystem::temp_directory_path() /
-            ("clinicflow-outbox-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using clinicflow::testing::TempDir;
 
 // The real SQLite store, with a record of every write batch and switches to make a write or an
 // outcome update fail as a crash at that point would.
@@ -124,25 +112,6 @@ struct FakeChannel {
     };
   }
 };
-
-// The dispatcher's Deliver as the server wires it: through the plugin host.
-Deliver through_host(plugins::PluginHost& host) {
-  return [&host](const store::OutboxMessage& m, int attempt) {
-    auto result = host.deliver(m.plugin, {{"id", m.id},
-                                          {"case_id", m.case_id},
-                                          {"template", m.template_name},
-                                          {"recipient", m.recipient},
-                                          {"address", m.address},
-                                          {"subject", m.subject},
-                                          {"body", m.body},
-                                          {"attempt", attempt}});
-    using S = DeliveryAttempt::Status;
-    S status = result.status == plugins::DeliveryResult::Status::delivered ? S::delivered
-               : result.status == plugins::DeliveryResult::Status::failed  ? S::failed
-                                                                           : S::retry;
-    return DeliveryAttempt{status, result.error};
-  };
-}
 
 const char* const kMessageFlow = R"toml(
 id = "message_flow"
@@ -610,7 +579,7 @@ TEST_CASE("a message committed before a stop is delivered exactly once after the
   auto host = messenger_host(log);
   VirtualClock clock(kStart);
   {
-    OutboxDispatcher dispatcher(store, clock, through_host(*host), {4, 30 * kSecond, kHour});
+    OutboxDispatcher dispatcher(store, clock, app::deliver_through(*host), {4, 30 * kSecond, kHour});
     dispatcher.start();  // as the server does at start: delivers what was queued before
     auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     auto status = [&] {
@@ -623,7 +592,7 @@ TEST_CASE("a message committed before a stop is delivered exactly once after the
     dispatcher.stop();
     CHECK(status() == "delivered");
   }
-  OutboxDispatcher again(store, clock, through_host(*host), {4, 30 * kSecond, kHour});
+  OutboxDispatcher again(store, clock, app::deliver_through(*host), {4, 30 * kSecond, kHour});
   CHECK(again.dispatch_due() == 0);  // nothing is delivered twice
 
   auto lines = lines_of(log);
@@ -654,13 +623,13 @@ TEST_CASE("a crash after the plugin answered but before the outcome was recorded
     store.fail_updates = true;  // the process dies right after the plugin answered
     auto host = messenger_host(log);
     VirtualClock clock(kStart);
-    OutboxDispatcher dispatcher(store, clock, through_host(*host), {4, 30 * kSecond, kHour});
+    OutboxDispatcher dispatcher(store, clock, app::deliver_through(*host), {4, 30 * kSecond, kHour});
     CHECK_THROWS_AS(dispatcher.dispatch_due(), store::StoreError);
   }
   store::SqliteCaseStore store({db, "full"});
   auto host = messenger_host(log);
   VirtualClock clock(kStart);
-  OutboxDispatcher dispatcher(store, clock, through_host(*host), {4, 30 * kSecond, kHour});
+  OutboxDispatcher dispatcher(store, clock, app::deliver_through(*host), {4, 30 * kSecond, kHour});
   CHECK(dispatcher.dispatch_due() == 1);
   CHECK(dispatcher.dispatch_due() == 0);
   auto lines = lines_of(log);
@@ -686,7 +655,7 @@ TEST_CASE("retries through the real plugin carry the same id and the attempt num
 
   SECTION("retry twice, then delivered") {
     auto host = messenger_host(log, {{"fail_first", 2}});
-    OutboxDispatcher dispatcher(store, clock, through_host(*host), {5, 30 * kSecond, kHour});
+    OutboxDispatcher dispatcher(store, clock, app::deliver_through(*host), {5, 30 * kSecond, kHour});
     CHECK(dispatcher.dispatch_due() == 1);
     CHECK(find().next_attempt_at == kStart + 30 * kSecond);
     CHECK(find().last_error == "mail server busy");
@@ -708,7 +677,7 @@ TEST_CASE("retries through the real plugin carry the same id and the attempt num
   }
   SECTION("a permanent failure stops at once") {
     auto host = messenger_host(log, {{"permanent_failure", true}});
-    OutboxDispatcher dispatcher(store, clock, through_host(*host), {5, 30 * kSecond, kHour});
+    OutboxDispatcher dispatcher(store, clock, app::deliver_through(*host), {5, 30 * kSecond, kHour});
     CHECK(dispatcher.dispatch_due() == 1);
     auto m = find();
     CHECK(m.status == "failed");

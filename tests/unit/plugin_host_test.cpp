@@ -1,6 +1,7 @@
 // The plugin host with real plugin libraries (tests/plugins): every way a plugin can fail to load,
 // each reported at its config table and none taking the others down; calls with their answers
 // checked, exceptions and deadlines; and the engine driving real plugins end to end.
+#include "support/temp_dir.hpp"
 #include "engine/case_view.hpp"
 #include "engine/engine.hpp"
 #include "plugins/plugin_host.hpp"
@@ -436,21 +437,7 @@ TEST_CASE("deliver returns the messaging plugin's answer - every failure to ask 
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = std::filesystem::temp_directory_path() /
-            ("clinicflow-plugin-host-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using clinicflow::testing::TempDir;
 
 const char* const kRouteFlow = R"toml(
 id = "route_flow"

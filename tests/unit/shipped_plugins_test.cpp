@@ -7,6 +7,8 @@
 // Clinical values come from /work/shared/domain.md, cited by source key [Sx]. Where the brief gives
 // no value (IV blood-pressure gates [S24], every IM and oral number, payer fees [S58]) the value
 // is TEST-ONLY and says so: it is not a clinical recommendation.
+#include "support/temp_dir.hpp"
+#include "app/runtime.hpp"
 #include "config/server_config.hpp"
 #include "engine/case_view.hpp"
 #include "engine/engine.hpp"
@@ -46,22 +48,7 @@ const Actor kFrontdesk{"user:fd1", {"frontdesk"}};
 const Actor kNurse{"user:rn1", {"nurse"}};
 const Actor kBilling{"user:bl1", {"billing"}};
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() / ("clinicflow-shipped-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using clinicflow::testing::TempDir;
 
 // ----------------------------------------------------------------------------------- configuration
 
@@ -228,14 +215,7 @@ struct Server {
     plugin_errors = host->load(config.plugins, config.file.string());
     for (const auto& e : plugin_errors) UNSCOPED_INFO(e.to_string());
 
-    context.roles.emplace();
-    for (const auto& role : config.roles) context.roles->insert(role.name);
-    context.plugins.emplace();
-    for (const auto& plugin : config.plugins) context.plugins->insert(plugin.name);
-    context.plugin_fields = [h = host.get()](std::string_view plugin, const json::object& settings, std::string& error) {
-      return h->fields(plugin, settings, error);
-    };
-    context.plugin_kind = [h = host.get()](std::string_view plugin) { return h->kind_of(plugin); };
+    context = app::load_context(config, *host);  // as the server checks workflows
 
     store = std::make_unique<store::SqliteCaseStore>(store::SqliteOptions{config.database_path(), config.synchronous});
     store->write_setting(Engine::kVirtualClockSetting, std::to_string(kStart));
@@ -243,21 +223,7 @@ struct Server {
     engine = std::make_unique<Engine>(*store, workflows, *clock, host.get());
     dispatcher = std::make_unique<OutboxDispatcher>(
         *store, *clock,
-        [h = host.get()](const store::OutboxMessage& m, int attempt) {
-          auto result = h->deliver(m.plugin, {{"id", m.id},
-                                              {"case_id", m.case_id},
-                                              {"template", m.template_name},
-                                              {"recipient", m.recipient},
-                                              {"address", m.address},
-                                              {"subject", m.subject},
-                                              {"body", m.body},
-                                              {"attempt", attempt}});
-          using S = DeliveryAttempt::Status;
-          S status = result.status == plugins::DeliveryResult::Status::delivered ? S::delivered
-                     : result.status == plugins::DeliveryResult::Status::failed  ? S::failed
-                                                                                 : S::retry;
-          return DeliveryAttempt{status, result.error};
-        },
+        app::deliver_through(*host),  // as the server delivers
         RetryPolicy{config.delivery_max_attempts, config.delivery_first_retry, config.delivery_max_retry});
     // The server wakes its dispatcher thread on every queued message; here passes run synchronously
     // (dispatch_due), so the wake-ups are counted.

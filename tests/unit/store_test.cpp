@@ -1,5 +1,6 @@
 // SqliteCaseStore against a real database file in a temporary directory: schema migration,
 // durability settings, atomic batches, the append-only event log, timers, queries and settings.
+#include "support/temp_dir.hpp"
 #include "store/sqlite_case_store.hpp"
 
 #include <boost/json/parse.hpp>
@@ -28,35 +29,7 @@ using namespace clinicflow::store;
 
 namespace {
 
-// A unique directory under the system temp dir, removed (with everything in it) at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      fs::path candidate = fs::temp_directory_path() / ("clinicflow_store_test_" + std::to_string(::getpid()) + "_" +
-                                                        std::to_string(counter++) + "_" + std::to_string(rd()));
-      std::error_code ec;
-      if (fs::create_directory(candidate, ec)) {
-        path_ = candidate;
-        return;
-      }
-    }
-    throw std::runtime_error("cannot create a temporary directory");
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-  fs::path db() const { return path_ / "clinicflow.db"; }
-
- private:
-  fs::path path_;
-};
+using clinicflow::testing::TempDir;
 
 // A plain sqlite3 connection, independent of the store: what another process would see.
 class RawDb {
@@ -106,7 +79,7 @@ class RawDb {
 };
 
 SqliteCaseStore open_store(const TempDir& dir, const std::string& synchronous = "full") {
-  return SqliteCaseStore(SqliteOptions{dir.db(), synchronous});
+  return SqliteCaseStore(SqliteOptions{dir.path() / "clinicflow.db", synchronous});
 }
 
 EventRecord event(std::int64_t seq, TimePoint at, std::string type, std::string step, std::string actor, json::object data = {}) {
@@ -178,8 +151,8 @@ TEST_CASE("a fresh database is migrated to the latest schema", "[store][schema]"
     auto store = open_store(dir);
     CHECK(store.schema_version() == SqliteCaseStore::latest_schema_version());
   }
-  REQUIRE(fs::exists(dir.db()));
-  RawDb raw(dir.db());
+  REQUIRE(fs::exists(dir.path() / "clinicflow.db"));
+  RawDb raw(dir.path() / "clinicflow.db");
   CHECK(raw.scalar("PRAGMA user_version") == std::to_string(SqliteCaseStore::latest_schema_version()));
   for (const char* table : {"cases", "events", "timers", "settings"})
     CHECK(raw.scalar(std::string("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '") + table + "'") == "1");
@@ -206,7 +179,7 @@ TEST_CASE("reopening a database keeps its data and does not migrate again", "[st
     store.write_setting("virtual_clock_now", "12345");
   }
   {
-    RawDb raw(dir.db());
+    RawDb raw(dir.path() / "clinicflow.db");
     schema_before = raw.scalar("SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master ORDER BY name)");
   }
   {
@@ -220,7 +193,7 @@ TEST_CASE("reopening a database keeps its data and does not migrate again", "[st
     CHECK(timers_of(store, "c1") == std::vector<TimerRecord>{{"c1", "referral", "overdue", 777}});
     CHECK(store.read_setting("virtual_clock_now") == std::optional<std::string>("12345"));
   }
-  RawDb raw(dir.db());
+  RawDb raw(dir.path() / "clinicflow.db");
   CHECK(raw.scalar("SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master ORDER BY name)") == schema_before);
   CHECK(raw.scalar("SELECT count(*) FROM cases") == "1");
   CHECK(raw.scalar("SELECT count(*) FROM events") == "3");
@@ -231,13 +204,13 @@ TEST_CASE("a database written by a newer version is refused", "[store][schema]")
   { auto store = open_store(dir); }
   const int newer = SqliteCaseStore::latest_schema_version() + 1;
   {
-    RawDb raw(dir.db());
+    RawDb raw(dir.path() / "clinicflow.db");
     REQUIRE(raw.exec("PRAGMA user_version = " + std::to_string(newer)) == SQLITE_OK);
   }
   REQUIRE_THROWS_AS(open_store(dir), StoreError);
   CHECK_THROWS_WITH(open_store(dir), Catch::Matchers::Contains("newer") && Catch::Matchers::Contains(std::to_string(newer)));
   // Refusing must not touch the file: its version stays what the newer server wrote.
-  RawDb raw(dir.db());
+  RawDb raw(dir.path() / "clinicflow.db");
   CHECK(raw.scalar("PRAGMA user_version") == std::to_string(newer));
 }
 
@@ -254,13 +227,13 @@ TEST_CASE("a file that is not a database is a StoreError and is left alone", "[s
   TempDir dir;
   const std::string garbage(4096, 'x');
   {
-    std::FILE* f = std::fopen(dir.db().string().c_str(), "wb");
+    std::FILE* f = std::fopen((dir.path() / "clinicflow.db").string().c_str(), "wb");
     REQUIRE(f);
     std::fwrite(garbage.data(), 1, garbage.size(), f);
     std::fclose(f);
   }
   CHECK_THROWS_AS(open_store(dir), StoreError);
-  CHECK(fs::file_size(dir.db()) == garbage.size());
+  CHECK(fs::file_size(dir.path() / "clinicflow.db") == garbage.size());
 }
 
 TEST_CASE("the database runs in WAL mode", "[store][durability]") {
@@ -270,7 +243,7 @@ TEST_CASE("the database runs in WAL mode", "[store][durability]") {
       auto store = open_store(dir, synchronous);
       write_one(store, new_case("c_" + synchronous));
       // journal_mode=WAL is recorded in the file: a separate connection sees it.
-      RawDb raw(dir.db());
+      RawDb raw(dir.path() / "clinicflow.db");
       CHECK(raw.scalar("PRAGMA journal_mode") == "wal");
       // While the store is open and has committed, the write-ahead log exists next to the database.
       CHECK(fs::exists(dir.path() / "clinicflow.db-wal"));
@@ -438,7 +411,7 @@ TEST_CASE("events are append-only, even for other connections", "[store][append-
   auto store = open_store(dir);
   write_one(store, new_case("a", 3));
 
-  RawDb raw(dir.db());
+  RawDb raw(dir.path() / "clinicflow.db");
   std::string error;
   CHECK(raw.exec("UPDATE events SET type = 'forged' WHERE case_id = 'a'", &error) != SQLITE_OK);
   CHECK_THAT(error, Catch::Matchers::Contains("append-only"));
@@ -608,7 +581,7 @@ TEST_CASE("settings round-trip and overwrite", "[store][settings]") {
   auto store = open_store(dir);
   CHECK(store.read_setting("virtual_clock_now") == std::optional<std::string>("1700000000999"));
   CHECK(store.read_setting("other") == std::optional<std::string>(""));
-  RawDb raw(dir.db());
+  RawDb raw(dir.path() / "clinicflow.db");
   CHECK(raw.scalar("SELECT count(*) FROM settings WHERE key = 'virtual_clock_now'") == "1");
 }
 

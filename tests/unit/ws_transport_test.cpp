@@ -1,5 +1,6 @@
 // The WebSocket transport (server/http_listener): real sockets on 127.0.0.1, a Beast client, a fake
 // api::MessageHandler. Every wait is bounded; nothing is timed.
+#include "support/temp_dir.hpp"
 #include "api/connection.hpp"
 #include "server/http_listener.hpp"
 
@@ -305,18 +306,7 @@ class WsClient {
 
 // --- TLS material ---------------------------------------------------------------------------------
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::random_device random;
-    path = std::filesystem::temp_directory_path() / ("clinicflow-ws-test-" + std::to_string(random()));
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
+using clinicflow::testing::TempDir;
 
 // A self-signed P-256 certificate for CN=localhost, made with the OpenSSL API.
 void write_self_signed(const std::filesystem::path& cert_file, const std::filesystem::path& key_file) {
@@ -635,8 +625,8 @@ TEST_CASE("on_close is called exactly once per connection, however it ends", "[w
 
 TEST_CASE("TLS: wss:// round trip with a self-signed certificate", "[ws][tls]") {
   TempDir dir;
-  auto cert = dir.path / "cert.pem";
-  auto key = dir.path / "key.pem";
+  auto cert = dir.path() / "cert.pem";
+  auto key = dir.path() / "key.pem";
   write_self_signed(cert, key);
 
   ListenOptions options;
@@ -668,8 +658,8 @@ TEST_CASE("TLS misconfiguration is reported when the listener is built", "[ws][t
   TempDir dir;
   ListenOptions options;
   options.port = 0;
-  options.tls_cert = (dir.path / "cert.pem").string();
+  options.tls_cert = (dir.path() / "cert.pem").string();
   CHECK_THROWS_WITH(HttpListener(options), Catch::Contains("both a certificate and a key"));
-  options.tls_key = (dir.path / "key.pem").string();
+  options.tls_key = (dir.path() / "key.pem").string();
   CHECK_THROWS_WITH(HttpListener(options), Catch::Contains("cert.pem"));
 }

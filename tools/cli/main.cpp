@@ -1,6 +1,7 @@
 // clinicflow: the command-line companion of the server.
 #include "api/auth_store.hpp"
 #include "app/logging.hpp"
+#include "app/runtime.hpp"
 #include "engine/clock.hpp"
 #include "store/sqlite_case_store.hpp"
 #include "ws_client.hpp"
@@ -87,17 +88,10 @@ int validate(const std::vector<std::string>& args) {
   if (config_file) {
     try {
       auto config = config::load_config_file(*config_file);
-      context.roles.emplace();
-      for (const auto& role : config.roles) context.roles->insert(role.name);
-      context.plugins.emplace();
-      for (const auto& plugin : config.plugins) context.plugins->insert(plugin.name);
       host = std::make_unique<plugins::PluginHost>(plugins::HostOptions{config.plugins_dir, config.plugin_timeout});
       for (const auto& error : host->load(config.plugins, config_file->string()))
         std::cerr << "warning: " << error.to_string() << "\n";
-      context.plugin_fields = [&host](std::string_view plugin, const boost::json::object& settings, std::string& error) {
-        return host->fields(plugin, settings, error);
-      };
-      context.plugin_kind = [&host](std::string_view plugin) { return host->kind_of(plugin); };
+      context = app::load_context(config, *host);  // what the server checks workflows against
     } catch (const config::ConfigError& e) {
       for (const auto& error : e.errors()) std::cerr << error.to_string() << "\n";
       return 2;

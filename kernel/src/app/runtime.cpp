@@ -19,6 +19,14 @@ std::unique_ptr<engine::Clock> make_clock(const config::ServerConfig& config, st
   return std::make_unique<engine::VirtualClock>(start);
 }
 
+std::vector<std::string> lines(const SourceErrors& errors) {
+  std::vector<std::string> out;
+  for (const auto& e : errors) out.push_back(e.to_string());
+  return out;
+}
+
+}  // namespace
+
 workflow::LoadContext load_context(const config::ServerConfig& config, plugins::PluginHost& host) {
   workflow::LoadContext context;
   context.roles.emplace();
@@ -32,13 +40,23 @@ workflow::LoadContext load_context(const config::ServerConfig& config, plugins::
   return context;
 }
 
-std::vector<std::string> lines(const SourceErrors& errors) {
-  std::vector<std::string> out;
-  for (const auto& e : errors) out.push_back(e.to_string());
-  return out;
+engine::Deliver deliver_through(plugins::PluginHost& host) {
+  return [&host](const store::OutboxMessage& m, int attempt) {
+    auto result = host.deliver(m.plugin, {{"id", m.id},
+                                          {"case_id", m.case_id},
+                                          {"template", m.template_name},
+                                          {"recipient", m.recipient},
+                                          {"address", m.address},
+                                          {"subject", m.subject},
+                                          {"body", m.body},
+                                          {"attempt", attempt}});
+    using S = engine::DeliveryAttempt::Status;
+    S status = result.status == plugins::DeliveryResult::Status::delivered ? S::delivered
+               : result.status == plugins::DeliveryResult::Status::failed  ? S::failed
+                                                                           : S::retry;
+    return engine::DeliveryAttempt{status, result.error};
+  };
 }
-
-}  // namespace
 
 // Members in construction order; destroyed in reverse, so nothing outlives what it points to.
 struct Runtime::Parts {
@@ -65,7 +83,7 @@ struct Runtime::Parts {
         auth({config.database_path(), config.synchronous}, *clock),
         api(make_api()),
         scheduler(engine, store, *clock),
-        dispatcher(store, *clock, deliver(host),
+        dispatcher(store, *clock, deliver_through(host),
                    {config.delivery_max_attempts, config.delivery_first_retry, config.delivery_max_retry}) {
     deliver_in_background = options.deliver_in_background;
     if (options.create_admin_token) auth.ensure_admin_token(config.data_dir);
@@ -117,24 +135,7 @@ struct Runtime::Parts {
                                       &host, api::ApiOptions{std::move(role_methods), {}});
   }
 
-  static engine::Deliver deliver(plugins::PluginHost& host) {
-    return [&host](const store::OutboxMessage& m, int attempt) {
-      auto result = host.deliver(m.plugin, {{"id", m.id},
-                                            {"case_id", m.case_id},
-                                            {"template", m.template_name},
-                                            {"recipient", m.recipient},
-                                            {"address", m.address},
-                                            {"subject", m.subject},
-                                            {"body", m.body},
-                                            {"attempt", attempt}});
-      using S = engine::DeliveryAttempt::Status;
-      S status = result.status == plugins::DeliveryResult::Status::delivered ? S::delivered
-                 : result.status == plugins::DeliveryResult::Status::failed  ? S::failed
-                                                                             : S::retry;
-      return engine::DeliveryAttempt{status, result.error};
-    };
-  }
-};
+  };
 
 Runtime::Runtime(config::ServerConfig config, RuntimeOptions options) {
   try {

@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/outbox_dispatcher.hpp"
+
 namespace clinicflow::plugins {
 class PluginHost;
 }
@@ -46,6 +48,13 @@ struct RuntimeOptions {
   // in-process tests deterministic.
   bool deliver_in_background = true;
 };
+
+// What a workflow is checked against: the configured roles and plugins, and the form fields
+// the loaded plugins contribute.
+workflow::LoadContext load_context(const config::ServerConfig& config, plugins::PluginHost& host);
+
+// The outbox's delivery through the plugin host: each message goes to its messaging plugin.
+engine::Deliver deliver_through(plugins::PluginHost& host);
 
 class Runtime {
  public:
