@@ -27,27 +27,7 @@ using namespace support;
 
 // ------------------------------------------------------------------------------ settings
 
-void require(bool ok, const std::string& message) {
-  if (!ok) throw std::invalid_argument(std::string(kName) + ": " + message);
-}
-
-const json::value& setting(const Settings& s, std::string_view name) {
-  const json::value* v = s.values().if_contains(name);
-  require(v && !v->is_null(), "setting '" + std::string(name) + "' is required; see the plugin's README for what to set");
-  return *v;
-}
-
-std::int64_t int_setting(const Settings& s, std::string_view name) {
-  const json::value& v = setting(s, name);
-  require(v.is_int64(), "setting '" + std::string(name) + "' must be a whole number");
-  return v.get_int64();
-}
-
-bool bool_setting(const Settings& s, std::string_view name) {
-  const json::value& v = setting(s, name);
-  require(v.is_bool(), "setting '" + std::string(name) + "' must be true or false");
-  return v.get_bool();
-}
+void require(bool ok, const std::string& message) { require_setting(kName, ok, message); }
 
 // ------------------------------------------------------------------------------ submissions
 
@@ -218,26 +198,26 @@ EsketamineNasal::EsketamineNasal(const Settings& settings) {
     require(known.count(std::string(key)) > 0, "unknown setting '" + std::string(key) + "'");
 
   Config& c = config_;
-  const json::value& id = setting(settings, "rems_setting_id");
+  const json::value& id = setting(kName, settings, "rems_setting_id");
   require(id.is_string(), "setting 'rems_setting_id' must be text");
   c.rems_setting_id = std::string(id.get_string());
   require(c.rems_setting_id.find_first_not_of(" \t") != std::string::npos, "setting 'rems_setting_id' must not be empty");
-  c.patient_monitoring_form = bool_setting(settings, "patient_monitoring_form");
-  c.pmf_due_days = int_setting(settings, "pmf_due_days");
-  c.max_systolic = int_setting(settings, "max_systolic");
-  c.max_diastolic = int_setting(settings, "max_diastolic");
-  c.min_food_fast_minutes = int_setting(settings, "min_food_fast_minutes");
-  c.min_liquid_fast_minutes = int_setting(settings, "min_liquid_fast_minutes");
-  c.min_nasal_medication_minutes = int_setting(settings, "min_nasal_medication_minutes");
-  c.device_mg = int_setting(settings, "device_mg");
-  const json::value& doses = setting(settings, "allowed_doses_mg");
+  c.patient_monitoring_form = bool_setting(kName, settings, "patient_monitoring_form");
+  c.pmf_due_days = int_setting(kName, settings, "pmf_due_days");
+  c.max_systolic = int_setting(kName, settings, "max_systolic");
+  c.max_diastolic = int_setting(kName, settings, "max_diastolic");
+  c.min_food_fast_minutes = int_setting(kName, settings, "min_food_fast_minutes");
+  c.min_liquid_fast_minutes = int_setting(kName, settings, "min_liquid_fast_minutes");
+  c.min_nasal_medication_minutes = int_setting(kName, settings, "min_nasal_medication_minutes");
+  c.device_mg = int_setting(kName, settings, "device_mg");
+  const json::value& doses = setting(kName, settings, "allowed_doses_mg");
   require(doses.is_array() && !doses.get_array().empty(), "setting 'allowed_doses_mg' must be a list of doses in mg");
-  c.starting_dose_mg = int_setting(settings, "starting_dose_mg");
-  c.minutes_between_devices = int_setting(settings, "minutes_between_devices");
-  c.bp_recheck_minutes = int_setting(settings, "bp_recheck_minutes");
-  c.min_monitoring_minutes = int_setting(settings, "min_monitoring_minutes");
-  c.induction_weeks = int_setting(settings, "induction_weeks");
-  c.weekly_until_week = int_setting(settings, "weekly_until_week");
+  c.starting_dose_mg = int_setting(kName, settings, "starting_dose_mg");
+  c.minutes_between_devices = int_setting(kName, settings, "minutes_between_devices");
+  c.bp_recheck_minutes = int_setting(kName, settings, "bp_recheck_minutes");
+  c.min_monitoring_minutes = int_setting(kName, settings, "min_monitoring_minutes");
+  c.induction_weeks = int_setting(kName, settings, "induction_weeks");
+  c.weekly_until_week = int_setting(kName, settings, "weekly_until_week");
 
   require(c.pmf_due_days > 0, "pmf_due_days must be above 0");
   require(c.max_systolic > 0 && c.max_diastolic > 0, "max_systolic and max_diastolic must be above 0 mmHg");

@@ -26,68 +26,7 @@ using namespace support;
 // ------------------------------------------------------------------------------ settings
 
 void require(const RouteInfo& info, bool ok, const std::string& message) {
-  if (!ok) throw std::invalid_argument(std::string(info.name) + ": " + message);
-}
-
-const json::value& setting(const RouteInfo& info, const Settings& s, std::string_view name) {
-  const json::value* v = s.values().if_contains(name);
-  require(info, v && !v->is_null(), "setting '" + std::string(name) + "' is required; see the plugin's README for what to set");
-  return *v;
-}
-
-std::int64_t int_setting(const RouteInfo& info, const Settings& s, std::string_view name) {
-  const json::value& v = setting(info, s, name);
-  require(info, v.is_int64(), "setting '" + std::string(name) + "' must be a whole number");
-  return v.get_int64();
-}
-
-double number_setting(const RouteInfo& info, const Settings& s, std::string_view name) {
-  const json::value& v = setting(info, s, name);
-  require(info, v.is_number(), "setting '" + std::string(name) + "' must be a number");
-  return v.to_number<double>();
-}
-
-bool bool_setting(const RouteInfo& info, const Settings& s, std::string_view name) {
-  const json::value& v = setting(info, s, name);
-  require(info, v.is_bool(), "setting '" + std::string(name) + "' must be true or false");
-  return v.get_bool();
-}
-
-// ------------------------------------------------------------------------------ phases
-
-enum class Phase { pre_dose, dosing, discharge };
-
-struct StepConfig {
-  Phase phase = Phase::pre_dose;
-  std::optional<std::pair<std::string, std::string>> weight_from;  // dosing: (step, field)
-};
-
-StepConfig step_config(const json::object& settings) {
-  const json::value* p = settings.if_contains("phase");
-  if (!p || !p->is_string())
-    throw BadRequest("step setting 'phase' is required: \"pre_dose\", \"dosing\" or \"discharge\"");
-  std::string phase(p->get_string());
-  StepConfig out;
-  std::set<std::string> allowed{"phase"};
-  if (phase == "pre_dose") out.phase = Phase::pre_dose;
-  else if (phase == "dosing") out.phase = Phase::dosing, allowed.insert("weight_from");
-  else if (phase == "discharge") out.phase = Phase::discharge;
-  else throw BadRequest("unknown phase '" + phase + "': use \"pre_dose\", \"dosing\" or \"discharge\"");
-  for (const auto& [key, value] : settings) {
-    if (!allowed.count(std::string(key))) {
-      std::string list;
-      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-      throw BadRequest("step setting '" + std::string(key) + "' is not used by phase '" + phase + "' (settings: " + list + ")");
-    }
-  }
-  if (const json::value* w = settings.if_contains("weight_from")) {
-    std::string text = w->is_string() ? std::string(w->get_string()) : "";
-    auto dot = text.find('.');
-    if (dot == std::string::npos || !is_identifier(text.substr(0, dot)) || !is_identifier(text.substr(dot + 1)))
-      throw BadRequest("step setting 'weight_from' must name an earlier step's field as \"step.field\", such as \"pre_dose.weight_kg\"");
-    out.weight_from = std::make_pair(text.substr(0, dot), text.substr(dot + 1));
-  }
-  return out;
+  require_setting(info.name, ok, message);
 }
 
 std::string required_setting(const RouteInfo& info, const char* what) {
@@ -144,21 +83,21 @@ FixedRoute::FixedRoute(const RouteInfo& info, const Settings& settings) : info_(
     require(info, known.count(std::string(key)) > 0, "unknown setting '" + std::string(key) + "'");
 
   Config& c = config_;
-  const json::value& basis = setting(info, settings, "dose_basis");
+  const json::value& basis = setting(info.name, settings, "dose_basis");
   std::string basis_text = basis.is_string() ? std::string(basis.get_string()) : "";
   require(info, basis_text == "mg_per_kg" || basis_text == "mg", "setting 'dose_basis' must be \"mg_per_kg\" or \"mg\"");
   c.dose_basis = basis_text == "mg" ? DoseBasis::mg : DoseBasis::mg_per_kg;
-  c.min_dose = number_setting(info, settings, "min_dose");
-  c.max_dose = number_setting(info, settings, "max_dose");
-  c.max_systolic = int_setting(info, settings, "max_systolic");
-  c.max_diastolic = int_setting(info, settings, "max_diastolic");
-  c.min_spo2 = int_setting(info, settings, "min_spo2");
-  c.min_heart_rate = int_setting(info, settings, "min_heart_rate");
-  c.max_heart_rate = int_setting(info, settings, "max_heart_rate");
-  c.min_aldrete = int_setting(info, settings, "min_aldrete");
-  c.min_observation_minutes = int_setting(info, settings, "min_observation_minutes");
-  c.require_driver = bool_setting(info, settings, "require_driver");
-  c.no_driving_hours = int_setting(info, settings, "no_driving_hours");
+  c.min_dose = number_setting(info.name, settings, "min_dose");
+  c.max_dose = number_setting(info.name, settings, "max_dose");
+  c.max_systolic = int_setting(info.name, settings, "max_systolic");
+  c.max_diastolic = int_setting(info.name, settings, "max_diastolic");
+  c.min_spo2 = int_setting(info.name, settings, "min_spo2");
+  c.min_heart_rate = int_setting(info.name, settings, "min_heart_rate");
+  c.max_heart_rate = int_setting(info.name, settings, "max_heart_rate");
+  c.min_aldrete = int_setting(info.name, settings, "min_aldrete");
+  c.min_observation_minutes = int_setting(info.name, settings, "min_observation_minutes");
+  c.require_driver = bool_setting(info.name, settings, "require_driver");
+  c.no_driving_hours = int_setting(info.name, settings, "no_driving_hours");
 
   require(info, c.min_dose > 0 && c.min_dose <= c.max_dose,
           "the dose range must satisfy 0 < min_dose <= max_dose, not " + fmt(c.min_dose) + "-" + fmt(c.max_dose));
@@ -177,13 +116,13 @@ FixedRoute::FixedRoute(const RouteInfo& info, const Settings& settings) : info_(
 // ================================================================================ fields
 
 std::vector<FieldSpec> FixedRoute::fields(const json::object& step_settings) {
-  StepConfig step = step_config(step_settings);
+  DoseStepConfig step = dose_step_config(step_settings);
   const Config& c = config_;
   bool per_kg = c.dose_basis == DoseBasis::mg_per_kg;
   const char* unit = per_kg ? "mg/kg" : "mg";
   std::vector<FieldSpec> out;
   switch (step.phase) {
-    case Phase::pre_dose:
+    case DosePhase::pre_dose:
       out.push_back(range(field("weight_kg", "number", true, "Body weight", "kg", ""), 0));
       out.push_back(range(field("systolic", "integer", true, "Pre-dose systolic BP", "mmHg",
                                 "The session is deferred above " + fmt(c.max_systolic) + " mmHg (clinic setting)."),
@@ -196,14 +135,14 @@ std::vector<FieldSpec> FixedRoute::fields(const json::object& step_settings) {
                                 "The session is deferred below " + fmt(c.min_spo2) + " % (clinic setting)."),
                           0, 100));
       break;
-    case Phase::dosing:
+    case DosePhase::dosing:
       if (per_kg && !step.weight_from)
         out.push_back(range(field("weight_kg", "number", true, "Body weight", "kg", "Needed for mg/kg dosing."), 0));
       out.push_back(range(field("dose", "number", true, "Dose", unit,
                                 "Accepted: " + fmt(c.min_dose) + " to " + fmt(c.max_dose) + " " + unit + " (clinic setting)."),
                           0));
       break;
-    case Phase::discharge:
+    case DosePhase::discharge:
       out.push_back(range(field("aldrete", "integer", true, "Modified Aldrete score", "",
                                 "Discharge needs at least " + fmt(c.min_aldrete) + " (out of 10)."),
                           0, 10));
@@ -222,12 +161,12 @@ std::vector<FieldSpec> FixedRoute::fields(const json::object& step_settings) {
 
 StepResult FixedRoute::review(const StepRequest& request) {
   try {
-    StepConfig step = step_config(request.step_settings);
+    DoseStepConfig step = dose_step_config(request.step_settings);
     if (!request.submitted) throw BadRequest("a review needs the submitted form");
     switch (step.phase) {
-      case Phase::pre_dose: return pre_dose(request);
-      case Phase::dosing: return dosing(request);
-      case Phase::discharge: return discharge(request);
+      case DosePhase::pre_dose: return pre_dose(request);
+      case DosePhase::dosing: return dosing(request);
+      case DosePhase::discharge: return discharge(request);
     }
     throw BadRequest("unknown phase");
   } catch (const BadRequest& e) {
@@ -261,7 +200,7 @@ StepResult FixedRoute::pre_dose(const StepRequest& r) const {
 
 StepResult FixedRoute::dosing(const StepRequest& r) const {
   const Config& c = config_;
-  StepConfig step = step_config(r.step_settings);
+  DoseStepConfig step = dose_step_config(r.step_settings);
   bool per_kg = c.dose_basis == DoseBasis::mg_per_kg;
   const char* unit = per_kg ? "mg/kg" : "mg";
   double dose = number_in(r, "dose");

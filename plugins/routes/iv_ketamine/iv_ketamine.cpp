@@ -26,70 +26,7 @@ using namespace support;
 
 // ------------------------------------------------------------------------------ settings
 
-void require(bool ok, const std::string& message) {
-  if (!ok) throw std::invalid_argument(std::string(kName) + ": " + message);
-}
-
-const json::value& setting(const Settings& s, std::string_view name) {
-  const json::value* v = s.values().if_contains(name);
-  require(v && !v->is_null(), "setting '" + std::string(name) + "' is required; see the plugin's README for what to set");
-  return *v;
-}
-
-std::int64_t int_setting(const Settings& s, std::string_view name) {
-  const json::value& v = setting(s, name);
-  require(v.is_int64(), "setting '" + std::string(name) + "' must be a whole number");
-  return v.get_int64();
-}
-
-double number_setting(const Settings& s, std::string_view name) {
-  const json::value& v = setting(s, name);
-  require(v.is_number(), "setting '" + std::string(name) + "' must be a number");
-  return v.to_number<double>();
-}
-
-bool bool_setting(const Settings& s, std::string_view name) {
-  const json::value& v = setting(s, name);
-  require(v.is_bool(), "setting '" + std::string(name) + "' must be true or false");
-  return v.get_bool();
-}
-
-// ------------------------------------------------------------------------------ phases
-
-enum class Phase { pre_dose, dosing, discharge };
-
-struct StepConfig {
-  Phase phase = Phase::pre_dose;
-  std::optional<std::pair<std::string, std::string>> weight_from;  // dosing: (step, field)
-};
-
-StepConfig step_config(const json::object& settings) {
-  const json::value* p = settings.if_contains("phase");
-  if (!p || !p->is_string())
-    throw BadRequest("step setting 'phase' is required: \"pre_dose\", \"dosing\" or \"discharge\"");
-  std::string phase(p->get_string());
-  StepConfig out;
-  std::set<std::string> allowed{"phase"};
-  if (phase == "pre_dose") out.phase = Phase::pre_dose;
-  else if (phase == "dosing") out.phase = Phase::dosing, allowed.insert("weight_from");
-  else if (phase == "discharge") out.phase = Phase::discharge;
-  else throw BadRequest("unknown phase '" + phase + "': use \"pre_dose\", \"dosing\" or \"discharge\"");
-  for (const auto& [key, value] : settings) {
-    if (!allowed.count(std::string(key))) {
-      std::string list;
-      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-      throw BadRequest("step setting '" + std::string(key) + "' is not used by phase '" + phase + "' (settings: " + list + ")");
-    }
-  }
-  if (const json::value* w = settings.if_contains("weight_from")) {
-    std::string text = w->is_string() ? std::string(w->get_string()) : "";
-    auto dot = text.find('.');
-    if (dot == std::string::npos || !is_identifier(text.substr(0, dot)) || !is_identifier(text.substr(dot + 1)))
-      throw BadRequest("step setting 'weight_from' must name an earlier step's field as \"step.field\", such as \"pre_dose.weight_kg\"");
-    out.weight_from = std::make_pair(text.substr(0, dot), text.substr(dot + 1));
-  }
-  return out;
-}
+void require(bool ok, const std::string& message) { require_setting(kName, ok, message); }
 
 }  // namespace
 
@@ -155,23 +92,23 @@ IvKetamine::IvKetamine(const Settings& settings) {
     require(known.count(std::string(key)) > 0, "unknown setting '" + std::string(key) + "'");
 
   Config& c = config_;
-  c.max_systolic = int_setting(settings, "max_systolic");
-  c.max_diastolic = int_setting(settings, "max_diastolic");
-  c.min_spo2 = int_setting(settings, "min_spo2");
-  c.min_heart_rate = int_setting(settings, "min_heart_rate");
-  c.max_heart_rate = int_setting(settings, "max_heart_rate");
-  c.standard_mg_per_kg = number_setting(settings, "standard_mg_per_kg");
-  c.standard_infusion_minutes = int_setting(settings, "standard_infusion_minutes");
-  c.min_mg_per_kg = number_setting(settings, "min_mg_per_kg");
-  c.max_mg_per_kg = number_setting(settings, "max_mg_per_kg");
-  c.min_infusion_minutes = int_setting(settings, "min_infusion_minutes");
-  c.max_infusion_minutes = int_setting(settings, "max_infusion_minutes");
-  c.bp_interval_minutes = int_setting(settings, "bp_interval_minutes");
-  c.min_aldrete = int_setting(settings, "min_aldrete");
-  c.min_recovery_minutes = int_setting(settings, "min_recovery_minutes");
-  c.require_driver = bool_setting(settings, "require_driver");
-  c.min_recovery_minutes_unaccompanied = int_setting(settings, "min_recovery_minutes_unaccompanied");
-  c.no_driving_hours = int_setting(settings, "no_driving_hours");
+  c.max_systolic = int_setting(kName, settings, "max_systolic");
+  c.max_diastolic = int_setting(kName, settings, "max_diastolic");
+  c.min_spo2 = int_setting(kName, settings, "min_spo2");
+  c.min_heart_rate = int_setting(kName, settings, "min_heart_rate");
+  c.max_heart_rate = int_setting(kName, settings, "max_heart_rate");
+  c.standard_mg_per_kg = number_setting(kName, settings, "standard_mg_per_kg");
+  c.standard_infusion_minutes = int_setting(kName, settings, "standard_infusion_minutes");
+  c.min_mg_per_kg = number_setting(kName, settings, "min_mg_per_kg");
+  c.max_mg_per_kg = number_setting(kName, settings, "max_mg_per_kg");
+  c.min_infusion_minutes = int_setting(kName, settings, "min_infusion_minutes");
+  c.max_infusion_minutes = int_setting(kName, settings, "max_infusion_minutes");
+  c.bp_interval_minutes = int_setting(kName, settings, "bp_interval_minutes");
+  c.min_aldrete = int_setting(kName, settings, "min_aldrete");
+  c.min_recovery_minutes = int_setting(kName, settings, "min_recovery_minutes");
+  c.require_driver = bool_setting(kName, settings, "require_driver");
+  c.min_recovery_minutes_unaccompanied = int_setting(kName, settings, "min_recovery_minutes_unaccompanied");
+  c.no_driving_hours = int_setting(kName, settings, "no_driving_hours");
 
   require(c.max_systolic > 0 && c.max_diastolic > 0, "max_systolic and max_diastolic must be above 0 mmHg");
   require(c.max_diastolic < c.max_systolic, "max_diastolic (" + fmt(c.max_diastolic) + ") must be below max_systolic (" +
@@ -200,11 +137,11 @@ IvKetamine::IvKetamine(const Settings& settings) {
 // ================================================================================ fields
 
 std::vector<FieldSpec> IvKetamine::fields(const json::object& step_settings) {
-  StepConfig step = step_config(step_settings);  // BadRequest is an invalid_argument: the load fails
+  DoseStepConfig step = dose_step_config(step_settings);  // BadRequest is an invalid_argument: the load fails
   const Config& c = config_;
   std::vector<FieldSpec> out;
   switch (step.phase) {
-    case Phase::pre_dose:
+    case DosePhase::pre_dose:
       out.push_back(range(field("weight_kg", "number", true, "Body weight", "kg", "Needed for mg/kg dosing."), 0));
       out.push_back(range(field("systolic", "integer", true, "Pre-dose systolic BP", "mmHg",
                                 "The session is deferred above " + fmt(c.max_systolic) + " mmHg (clinic setting)."),
@@ -217,7 +154,7 @@ std::vector<FieldSpec> IvKetamine::fields(const json::object& step_settings) {
                                 "The session is deferred below " + fmt(c.min_spo2) + " % (clinic setting)."),
                           0, 100));
       break;
-    case Phase::dosing:
+    case DosePhase::dosing:
       if (!step.weight_from)
         out.push_back(range(field("weight_kg", "number", true, "Body weight", "kg", "Needed for mg/kg dosing."), 0));
       out.push_back(range(field("dose_mg_per_kg", "number", false, "Dose", "mg/kg",
@@ -234,7 +171,7 @@ std::vector<FieldSpec> IvKetamine::fields(const json::object& step_settings) {
       out.push_back(range(field("peak_systolic", "integer", false, "Highest systolic BP during the infusion", "mmHg", ""), 0));
       out.push_back(range(field("peak_diastolic", "integer", false, "Highest diastolic BP during the infusion", "mmHg", ""), 0));
       break;
-    case Phase::discharge:
+    case DosePhase::discharge:
       out.push_back(range(field("aldrete", "integer", true, "Modified Aldrete score", "",
                                 "Discharge needs at least " + fmt(c.min_aldrete) + " (out of 10)."),
                           0, 10));
@@ -253,12 +190,12 @@ std::vector<FieldSpec> IvKetamine::fields(const json::object& step_settings) {
 
 StepResult IvKetamine::review(const StepRequest& request) {
   try {
-    StepConfig step = step_config(request.step_settings);
+    DoseStepConfig step = dose_step_config(request.step_settings);
     if (!request.submitted) throw BadRequest("a review needs the submitted form");
     switch (step.phase) {
-      case Phase::pre_dose: return pre_dose(request);
-      case Phase::dosing: return dosing(request);
-      case Phase::discharge: return discharge(request);
+      case DosePhase::pre_dose: return pre_dose(request);
+      case DosePhase::dosing: return dosing(request);
+      case DosePhase::discharge: return discharge(request);
     }
     throw BadRequest("unknown phase");
   } catch (const BadRequest& e) {
@@ -292,7 +229,7 @@ StepResult IvKetamine::pre_dose(const StepRequest& r) const {
 
 StepResult IvKetamine::dosing(const StepRequest& r) const {
   const Config& c = config_;
-  StepConfig step = step_config(r.step_settings);
+  DoseStepConfig step = dose_step_config(r.step_settings);
   json::object derived;
   double weight = 0;
   if (step.weight_from) {

@@ -1,5 +1,6 @@
 // Helpers shared by the route plugins (iv_ketamine, esketamine_nasal, fixed_route): text and
-// number formatting, RFC 3339 dates and times, form-field builders and submission readers.
+// number formatting, RFC 3339 dates and times, form-field builders, submission and settings
+// readers, and the step settings of the three dose phases.
 // Header-only: route_support has no CMakeLists.txt, so the plugin glob does not build it.
 #pragma once
 
@@ -10,9 +11,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace clinicflow::routes::support {
@@ -178,6 +181,77 @@ inline bool bool_in(const StepRequest& r, std::string_view name) {
   const json::value* v = r.input(name);
   if (!v || !v->is_bool()) throw BadRequest("the submission has no true/false '" + std::string(name) + "'");
   return v->get_bool();
+}
+
+// ------------------------------------------------------------------------------ settings
+
+// Readers of a plugin's settings. A missing or mistyped setting is the clinic's configuration
+// error: std::invalid_argument naming the plugin, so the plugin is not created.
+inline void require_setting(std::string_view plugin, bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument(std::string(plugin) + ": " + message);
+}
+
+inline const json::value& setting(std::string_view plugin, const clinicflow::Settings& s, std::string_view name) {
+  const json::value* v = s.values().if_contains(name);
+  require_setting(plugin, v && !v->is_null(), "setting '" + std::string(name) + "' is required; see the plugin's README for what to set");
+  return *v;
+}
+
+inline std::int64_t int_setting(std::string_view plugin, const clinicflow::Settings& s, std::string_view name) {
+  const json::value& v = setting(plugin, s, name);
+  require_setting(plugin, v.is_int64(), "setting '" + std::string(name) + "' must be a whole number");
+  return v.get_int64();
+}
+
+inline double number_setting(std::string_view plugin, const clinicflow::Settings& s, std::string_view name) {
+  const json::value& v = setting(plugin, s, name);
+  require_setting(plugin, v.is_number(), "setting '" + std::string(name) + "' must be a number");
+  return v.to_number<double>();
+}
+
+inline bool bool_setting(std::string_view plugin, const clinicflow::Settings& s, std::string_view name) {
+  const json::value& v = setting(plugin, s, name);
+  require_setting(plugin, v.is_bool(), "setting '" + std::string(name) + "' must be true or false");
+  return v.get_bool();
+}
+
+// ------------------------------------------------------------------------------ dose phases
+
+// The phases of a dose given by staff (iv_ketamine, fixed_route), chosen by the step setting
+// `phase`; `weight_from` lets the dosing step read the weight an earlier step recorded.
+enum class DosePhase { pre_dose, dosing, discharge };
+
+struct DoseStepConfig {
+  DosePhase phase = DosePhase::pre_dose;
+  std::optional<std::pair<std::string, std::string>> weight_from;  // dosing: (step, field)
+};
+
+inline DoseStepConfig dose_step_config(const json::object& settings) {
+  const json::value* p = settings.if_contains("phase");
+  if (!p || !p->is_string())
+    throw BadRequest("step setting 'phase' is required: \"pre_dose\", \"dosing\" or \"discharge\"");
+  std::string phase(p->get_string());
+  DoseStepConfig out;
+  std::set<std::string> allowed{"phase"};
+  if (phase == "pre_dose") out.phase = DosePhase::pre_dose;
+  else if (phase == "dosing") out.phase = DosePhase::dosing, allowed.insert("weight_from");
+  else if (phase == "discharge") out.phase = DosePhase::discharge;
+  else throw BadRequest("unknown phase '" + phase + "': use \"pre_dose\", \"dosing\" or \"discharge\"");
+  for (const auto& [key, value] : settings) {
+    if (!allowed.count(std::string(key))) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      throw BadRequest("step setting '" + std::string(key) + "' is not used by phase '" + phase + "' (settings: " + list + ")");
+    }
+  }
+  if (const json::value* w = settings.if_contains("weight_from")) {
+    std::string text = w->is_string() ? std::string(w->get_string()) : "";
+    auto dot = text.find('.');
+    if (dot == std::string::npos || !is_identifier(text.substr(0, dot)) || !is_identifier(text.substr(dot + 1)))
+      throw BadRequest("step setting 'weight_from' must name an earlier step's field as \"step.field\", such as \"pre_dose.weight_kg\"");
+    out.weight_from = std::make_pair(text.substr(0, dot), text.substr(dot + 1));
+  }
+  return out;
 }
 
 }  // namespace clinicflow::routes::support
