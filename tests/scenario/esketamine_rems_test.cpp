@@ -244,6 +244,16 @@ struct Journey {
   }
 
   // Moves time on until the next visit's arrival check is open.
+  // The common path to the first visit: referral, eligible, proceed, covered and approved,
+  // pretreatment done.
+  void ready_for_first_visit() {
+    referral();
+    eligibility();
+    consultation();
+    insured_and_approved();
+    pretreatment();
+  }
+
   void wait_for_arrival() {
     for (int i = 0; i < 8 && !Scenario::is_open(s.get(id), "session_arrival"); ++i) s.advance(kDay / 2);
     REQUIRE(Scenario::is_open(s.get(id), "session_arrival"));
@@ -511,11 +521,7 @@ TEST_CASE("esketamine_rems: consultation outcomes", "[esketamine_rems]") {
 TEST_CASE("esketamine_rems: BP over the gate on a session day defers the dose (not given) to a make-up visit", "[esketamine_rems]") {
   Scenario s(kWorkflow);
   Journey j(s);
-  j.referral();
-  j.eligibility();
-  j.consultation();
-  j.insured_and_approved();
-  j.pretreatment();
+  j.ready_for_first_visit();
   j.full_session(56);  // visit 1: dose 1
 
   // Visit 2: 152/94 on arrival is above the gate (label example >140/90 [S7][S38]).
@@ -580,11 +586,7 @@ TEST_CASE("esketamine_rems: BP over the gate on a session day defers the dose (n
 TEST_CASE("esketamine_rems: BP over the gate again at the make-up visit ends the visit without a dose", "[esketamine_rems]") {
   Scenario s(kWorkflow);
   Journey j(s);
-  j.referral();
-  j.eligibility();
-  j.consultation();
-  j.insured_and_approved();
-  j.pretreatment();
+  j.ready_for_first_visit();
   j.arrival(156, 96);
   j.submit("bp_gate_review", {{"decision", "defer"}, {"rationale", "elevated"}});
   j.submit("session_deferred", {{"reason", "blood_pressure_above_gate"}});
@@ -609,11 +611,7 @@ TEST_CASE("esketamine_rems: BP over the gate again at the make-up visit ends the
 TEST_CASE("esketamine_rems: prescriber weighs an elevated arrival BP and proceeds", "[esketamine_rems]") {
   Scenario s(kWorkflow);
   Journey j(s);
-  j.referral();
-  j.eligibility();
-  j.consultation();
-  j.insured_and_approved();
-  j.pretreatment();
+  j.ready_for_first_visit();
   j.arrival(144, 88);
   j.submit("bp_gate_review", {{"decision", "proceed_risk_weighed"}, {"rationale", "stable, no symptoms"}});
   // Insured: the authorization check ran automatically and the pre-dose gate is open.
@@ -625,11 +623,7 @@ TEST_CASE("esketamine_rems: prescriber weighs an elevated arrival BP and proceed
 TEST_CASE("esketamine_rems: no ride home on the session day defers the dose", "[esketamine_rems]") {
   Scenario s(kWorkflow);
   Journey j(s);
-  j.referral();
-  j.eligibility();
-  j.consultation();
-  j.insured_and_approved();
-  j.pretreatment();
+  j.ready_for_first_visit();
   j.arrival(128, 82, false);
   CHECK(Scenario::is_open(j.view, "session_deferred"));
   CHECK_FALSE(contains(completed_steps(s, j.id), "bp_gate_review"));
@@ -648,11 +642,7 @@ TEST_CASE("esketamine_rems: no ride home on the session day defers the dose", "[
 TEST_CASE("esketamine_rems: discharge before the 2-hour monitoring time is refused and recorded", "[esketamine_rems]") {
   Scenario s(kWorkflow);
   Journey j(s);
-  j.referral();
-  j.eligibility();
-  j.consultation();
-  j.insured_and_approved();
-  j.pretreatment();
+  j.ready_for_first_visit();
   j.arrival();
   j.submit("pre_dose", j.pre_dose_data());
   auto first = now_of(s);
@@ -713,11 +703,7 @@ TEST_CASE("esketamine_rems: discharge before the 2-hour monitoring time is refus
 TEST_CASE("esketamine_rems: the plugin enforces 56 mg first and 84 mg only after it", "[esketamine_rems]") {
   Scenario s(kWorkflow);
   Journey j(s);
-  j.referral();
-  j.eligibility();
-  j.consultation();
-  j.insured_and_approved();
-  j.pretreatment();
+  j.ready_for_first_visit();
   j.arrival();
   j.submit("pre_dose", j.pre_dose_data());
   auto first = now_of(s);
@@ -854,11 +840,7 @@ TEST_CASE("esketamine_rems: PHQ-9 item 9 positive opens an urgent prescriber tas
   Scenario s(kWorkflow);
   SECTION("the prescriber continues the series") {
     Journey j(s);
-    j.referral();
-    j.eligibility();
-    j.consultation();
-    j.insured_and_approved();
-    j.pretreatment();
+    j.ready_for_first_visit();
     j.arrival();
     j.dose_to_discharge(56);
     j.pmf();
@@ -881,11 +863,7 @@ TEST_CASE("esketamine_rems: PHQ-9 item 9 positive opens an urgent prescriber tas
   }
   SECTION("the prescriber stops the program") {
     Journey j(s);
-    j.referral();
-    j.eligibility();
-    j.consultation();
-    j.insured_and_approved();
-    j.pretreatment();
+    j.ready_for_first_visit();
     j.arrival();
     j.dose_to_discharge(56);
     j.pmf();
