@@ -68,6 +68,16 @@ typedef int (*clinicflow_plugin_call_fn)(void* instance, const char* method, con
 /* Frees text the plugin returned. */
 typedef void (*clinicflow_plugin_free_fn)(char* text);
 
+/* The six functions a plugin exports, by these names (CLINICFLOW_PLUGIN in plugin.hpp defines
+ * them). Declared here so that a plugin written in C has its definitions checked against them,
+ * and a plugin's own tests can call them; the kernel finds them with dlsym. */
+CLINICFLOW_EXPORT uint32_t clinicflow_plugin_abi(void);
+CLINICFLOW_EXPORT const char* clinicflow_plugin_manifest(void);
+CLINICFLOW_EXPORT void* clinicflow_plugin_create(const char* settings_json, char** error);
+CLINICFLOW_EXPORT void clinicflow_plugin_destroy(void* instance);
+CLINICFLOW_EXPORT int clinicflow_plugin_call(void* instance, const char* method, const char* request_json, char** response);
+CLINICFLOW_EXPORT void clinicflow_plugin_free(char* text);
+
 #define CLINICFLOW_SYMBOL_ABI "clinicflow_plugin_abi"
 #define CLINICFLOW_SYMBOL_MANIFEST "clinicflow_plugin_manifest"
 #define CLINICFLOW_SYMBOL_CREATE "clinicflow_plugin_create"

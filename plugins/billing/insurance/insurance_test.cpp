@@ -8,15 +8,6 @@
 
 #include <string>
 
-extern "C" {
-uint32_t clinicflow_plugin_abi(void);
-const char* clinicflow_plugin_manifest(void);
-void* clinicflow_plugin_create(const char* settings_json, char** error);
-void clinicflow_plugin_destroy(void* instance);
-int clinicflow_plugin_call(void* instance, const char* method, const char* request_json, char** response);
-void clinicflow_plugin_free(char* text);
-}
-
 namespace {
 
 namespace json = boost::json;

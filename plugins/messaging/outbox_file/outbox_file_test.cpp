@@ -13,15 +13,6 @@
 #include <unistd.h>
 
 // The C ABI, exported by CLINICFLOW_PLUGIN in outbox_file.cpp (compiled into this test).
-extern "C" {
-uint32_t clinicflow_plugin_abi(void);
-const char* clinicflow_plugin_manifest(void);
-void* clinicflow_plugin_create(const char* settings_json, char** error);
-void clinicflow_plugin_destroy(void* instance);
-int clinicflow_plugin_call(void* instance, const char* method, const char* request_json, char** response);
-void clinicflow_plugin_free(char* text);
-}
-
 namespace fs = std::filesystem;
 namespace json = boost::json;
 using clinicflow::Delivery;

@@ -11,13 +11,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-extern "C" {
-void* clinicflow_plugin_create(const char* settings_json, char** error);
-void clinicflow_plugin_destroy(void* instance);
-int clinicflow_plugin_call(void* instance, const char* method, const char* request_json, char** response);
-void clinicflow_plugin_free(char* text);
-}
-
 namespace json = boost::json;
 using clinicflow::Delivery;
 using clinicflow::Message;
