@@ -5,9 +5,9 @@
 # start the server and see the message delivered — once, also after retries and restarts. The
 # code blocks the tutorial shows must be the files in examples/sms_gateway_plugin/.
 #
-# Cases are opened through the API, which is coming. Until then OPEN_CASE_DRIVER
-# (tests/cli/open_case_driver.cpp) opens them through the same kernel wiring as clinicflowd; the
-# server itself does the first delivery (it delivers pending messages when it starts).
+# OPEN_CASE_DRIVER (tests/cli/open_case_driver.cpp) opens cases with the same wiring as
+# clinicflowd (app::Runtime) and runs the outbox one pass at a time, so each attempt is seen;
+# the server itself does the first delivery (it delivers pending messages when it starts).
 #
 # usage: out_of_tree_test.sh SOURCE_DIR BUILD_DIR [OPEN_CASE_DRIVER]
 #   BUILD_DIR: the project's configured build folder, with kernel/clinicflowd built.
