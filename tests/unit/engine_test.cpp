@@ -7,11 +7,15 @@
 #include <boost/json/serialize.hpp>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <fstream>
 #include <map>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <unistd.h>
@@ -135,6 +139,24 @@ TEST_CASE_METHOD(Fixture, "opening a case records who opened it and opens the fi
   CHECK(history[0].at == kStart);
   CHECK(history[0].data.at("patient_id") == "patient-1");
   check_projection(state.case_id);
+}
+
+TEST_CASE_METHOD(Fixture, "case ids are unique and sort in the order the cases were opened") {
+  // Time first, so the indexes keyed by case id (events, timers, outbox) stay local for cases
+  // opened together, and case.list pages come out oldest first.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back(open().case_id);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // the time part counts milliseconds
+  }
+  for (int i = 0; i < 20; ++i) ids.push_back(open().case_id);  // many in one millisecond: the random part
+  for (const auto& id : ids) CHECK(std::regex_match(id, std::regex("c_[0-9a-f]{24}")));
+  CHECK(std::is_sorted(ids.begin(), ids.begin() + 6));
+  CHECK(std::set<std::string>(ids.begin(), ids.end()).size() == ids.size());
+  auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  auto id_ms = std::stoll(ids.back().substr(2, 12), nullptr, 16);
+  CHECK(id_ms <= now_ms);
+  CHECK(id_ms > now_ms - 60'000);
 }
 
 TEST_CASE_METHOD(Fixture, "a submission is checked against the form and every problem is reported at once") {

@@ -1,5 +1,7 @@
 #include "api/auth_store.hpp"
 
+#include "util/record_id.hpp"
+
 #include <chrono>
 #include <future>
 
@@ -220,7 +222,10 @@ std::optional<std::filesystem::path> SqliteAuthStore::ensure_admin_token(const s
 }
 
 void SqliteAuthStore::create_patient(Patient p, PatientDone done) {
-  p.patient_id = "p_" + random_hex(8);
+  std::uint64_t random_bits = 0;
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(&random_bits), sizeof random_bits) != 1)
+    throw std::runtime_error("the random number generator failed");
+  p.patient_id = util::record_id("p_", random_bits);
   p.created_at = clock_.now();
   {
     std::lock_guard lock(audit_mutex_);

@@ -1,6 +1,7 @@
 #include "engine/engine.hpp"
 
 #include "engine/message_render.hpp"
+#include "util/record_id.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -72,11 +73,7 @@ void Engine::add_listener(CommitListener listener) {
   listeners_.push_back(std::move(listener));
 }
 
-std::string Engine::new_case_id() {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "c_%016llx", static_cast<unsigned long long>(random_()));
-  return buf;
-}
+std::string Engine::new_case_id() { return util::record_id("c_", random_()); }
 
 std::shared_ptr<const Workflow> Engine::workflow_of(const CaseState& state) const {
   return workflows_.find(state.workflow_id, state.workflow_version);

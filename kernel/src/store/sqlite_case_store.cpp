@@ -242,14 +242,14 @@ std::vector<std::string> SqliteCaseStore::write_group(std::span<const CaseWrite>
   std::vector<std::string> outcome(batch.size());
   Transaction tx(c);
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    c.exec("SAVEPOINT group_write");
+    c.run("SAVEPOINT group_write");
     try {
       apply_write(c, batch[i]);
     } catch (const RevisionConflict& e) {
-      c.exec("ROLLBACK TO group_write");
+      c.run("ROLLBACK TO group_write");
       outcome[i] = e.what();
     }
-    c.exec("RELEASE group_write");
+    c.run("RELEASE group_write");
   }
   tx.commit();
   return outcome;

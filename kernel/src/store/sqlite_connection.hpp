@@ -42,6 +42,8 @@ class SqliteConnection {
   // `sql` must be a string with static storage: the statement cache is keyed by its address.
   Statement prepare(const char* sql);
   void exec(const char* sql);
+  // Runs one statement without a result, compiled once like prepare(): `sql` has static storage.
+  void run(const char* sql) { prepare(sql).step(); }
   int changes();
   [[noreturn]] void fail(const char* what);
 
@@ -55,15 +57,15 @@ class SqliteConnection {
 // transaction open.
 class SqliteTransaction {
  public:
-  explicit SqliteTransaction(SqliteConnection& c) : c_(c) { c_.exec("BEGIN IMMEDIATE"); }
+  explicit SqliteTransaction(SqliteConnection& c) : c_(c) { c_.run("BEGIN IMMEDIATE"); }
   SqliteTransaction(const SqliteTransaction&) = delete;
   void commit() {
-    c_.exec("COMMIT");
+    c_.run("COMMIT");
     done_ = true;
   }
   ~SqliteTransaction() {
     if (!done_) try {
-        c_.exec("ROLLBACK");
+        c_.run("ROLLBACK");
       } catch (...) {
       }
   }
