@@ -86,6 +86,13 @@ echo "$response" | grep -q '{"status":"ok"}'
 [ -f "$tmp/var/clinicflow.db" ] || { echo "no database under the data directory"; exit 1; }
 grep -q 'workflow ketamine_iv v2 loaded' "$tmp/var/clinicflow.log"
 grep -q 'workflow ketamine_im v1 loaded' "$tmp/var/clinicflow.log"
+
+# 6. A second server on the same data directory is refused while the first runs, naming the lock
+# and the holder (two would fire every timer and send every message twice).
+expect_exit 1 "$server" --config "$tmp/clinicflow.toml"
+grep -qF "is in use by another clinicflowd (pid $pid, lock file $tmp/var/clinicflow.db.lock)" "$tmp/out"
+kill -0 "$pid"  # the first one runs on
+
 kill -TERM "$pid"
 wait "$pid"
 status=$?

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cstdlib>
 #include <chrono>
 #include <csignal>
 #include <deque>
@@ -309,6 +310,20 @@ TEST_CASE("an oversize frame closes with 1009; a revoked token is cut off at its
   Client big(server.port(), server.admin_token());
   big.send_text(std::string(70'000, ' '));  // past max_message_bytes = 65536
   CHECK(big.close_code() == 1009);
+}
+
+TEST_CASE("a token revoked from the command line while the server runs is refused at its next request") {
+  Server server;
+  Client admin(server.port(), server.admin_token());
+  auto created = result(admin.call("auth.token.create", {{"user", "rn3"}, {"roles", {"nurse"}}}));
+  Client nurse(server.port(), std::string(created.at("token").as_string()));
+  for (int i = 0; i < 50; ++i) result(nurse.call("clock.now"));  // the server has looked at the database lately
+  std::string command = std::string(CLINICFLOW_CLI) + " token revoke " + std::string(created.at("token_id").as_string()) +
+                        " --config " + (server.dir() / "clinicflow.toml").string() + " > /dev/null";
+  REQUIRE(std::system(command.c_str()) == 0);
+  CHECK(error_code(nurse.call("clock.now")) == -32001);  // sent the moment the CLI returned
+  CHECK(error_code(nurse.call("clock.now")) == -32001);
+  result(admin.call("clock.now"));  // other tokens are untouched
 }
 
 TEST_CASE("the virtual clock moves only when told, and fires due timers before answering") {

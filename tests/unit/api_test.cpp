@@ -24,6 +24,7 @@
 #include <functional>
 #include <map>
 #include <regex>
+#include <thread>
 #include <mutex>
 
 using namespace clinicflow;
@@ -913,6 +914,7 @@ TEST_CASE_METHOD(Fixture, "a token revoked by another process (the CLI) stops wo
   {
     SqliteAuthStore cli({db, "normal"}, clock);
     CHECK(cli.revoke_token(tokens["rn1"].token_id));
+    std::this_thread::sleep_for(2 * SqliteAuthStore::kExternalRevocationProbe);  // as `clinicflow token revoke` does
   }
   CHECK(code(c, "case.list") == -32001);
 }

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -94,7 +95,30 @@ class GatedStore final : public store::CaseStore {
     return real_.write_group(batch);
   }
   void write(std::span<const store::CaseWrite> batch) override { real_.write(batch); }
-  std::optional<store::CaseRecord> read_case(const std::string& id) override { return real_.read_case(id); }
+  // The next read_case, once it has read the database, waits until release_read(): a read that
+  // started before a commit and ends after it.
+  std::atomic<bool> hold_next_read{false};
+  bool wait_until_read_held() {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [this] { return read_held_; });
+  }
+  void release_read() {
+    {
+      std::lock_guard lock(mutex_);
+      read_released_ = true;
+    }
+    cv_.notify_all();
+  }
+  std::optional<store::CaseRecord> read_case(const std::string& id) override {
+    auto record = real_.read_case(id);
+    if (hold_next_read.exchange(false)) {
+      std::unique_lock lock(mutex_);
+      read_held_ = true;
+      cv_.notify_all();
+      cv_.wait(lock, [this] { return read_released_; });
+    }
+    return record;
+  }
   std::vector<store::EventRecord> read_events(const std::string& id) override { return real_.read_events(id); }
   std::vector<store::CaseRecord> query_cases(const store::CaseQuery& q) override { return real_.query_cases(q); }
   std::vector<store::TimerRecord> due_timers(TimePoint until, std::size_t limit) override { return real_.due_timers(until, limit); }
@@ -107,6 +131,7 @@ class GatedStore final : public store::CaseStore {
   void write_setting(const std::string& key, const std::string& value) override { real_.write_setting(key, value); }
 
  private:
+  bool read_held_ = false, read_released_ = false;
   store::SqliteCaseStore real_;
   std::mutex mutex_;
   std::condition_variable cv_;
@@ -339,4 +364,24 @@ TEST_CASE_METHOD(Fixture, "drain returns once everything decided is committed an
   CHECK(drained);
   CHECK(a.ready());  // answered before drain returned
   CHECK(engine->get_case(id)->data.contains("first"));
+}
+
+TEST_CASE_METHOD(Fixture, "a read of a case that a commit overtook is answered but not kept for later reads") {
+  std::string x = open();
+  auto opened_revision = engine->get_case(x)->revision;               // kept in memory now
+  auto after_first = engine->submit(x, "first", {{"n", 1}}, kNurse).revision;  // the commit drops it
+  CHECK(after_first > opened_revision);
+
+  // A reader misses, reads revision `after_first` from the database, and is held there while
+  // "second" commits; it may answer what it read, but must not keep it.
+  store.hold_next_read = true;
+  auto slow = std::async(std::launch::async, [&] { return engine->get_case(x)->revision; });
+  REQUIRE(store.wait_until_read_held());  // the read went to the database: nothing was kept since the commit
+  auto completed = engine->submit(x, "second", {{"n", 2}}, kNurse);
+  CHECK(completed.status == "completed");
+  store.release_read();
+  CHECK(slow.get() == after_first);
+  auto now = engine->get_case(x);
+  CHECK(now->revision == completed.revision);
+  CHECK(now->status == "completed");
 }

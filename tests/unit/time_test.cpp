@@ -14,6 +14,15 @@ TEST_CASE("RFC 3339 times round-trip and normalise offsets to UTC") {
   CHECK(format_rfc3339(*parse_rfc3339("2026-03-01T14:30:00.250Z")) == "2026-03-01T14:30:00.250Z");
 }
 
+TEST_CASE("times format with every field zero-padded, milliseconds only when present") {
+  CHECK(format_rfc3339(0) == "1970-01-01T00:00:00Z");
+  CHECK(format_rfc3339(5) == "1970-01-01T00:00:00.005Z");
+  CHECK(format_rfc3339(-1) == "1969-12-31T23:59:59.999Z");
+  CHECK(format_rfc3339(*parse_rfc3339("0999-02-03T04:05:06.070Z")) == "0999-02-03T04:05:06.070Z");
+  CHECK(format_rfc3339(*parse_rfc3339("9999-12-31T23:59:59.999Z")) == "9999-12-31T23:59:59.999Z");
+  CHECK(format_rfc3339(*parse_rfc3339("9999-12-31T23:59:59.999Z") + 1) == "10000-01-01T00:00:00Z");
+}
+
 TEST_CASE("malformed or impossible times are rejected") {
   for (const char* bad : {"", "2026-03-01", "2026-03-01 14:30:00Z", "2026-02-30T10:00:00Z", "2026-03-01T24:00:00Z",
                           "2026-03-01T14:30:00", "2026-03-01T14:30:00+0100", "2026-03-01T14:30:00Zjunk", "2026-03-01T14:30:00.Z"})

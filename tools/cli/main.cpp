@@ -20,6 +20,7 @@
 #include <iostream>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -197,6 +198,9 @@ int token(const std::vector<std::string>& args) {
     }
     if (positional.size() != 2) return std::cerr << "clinicflow token revoke: give the token id\n", 2;
     if (!auth.revoke_token(positional[1])) return std::cerr << "clinicflow token revoke: no active token '" << positional[1] << "'\n", 1;
+    // A running server looks for revocations by other processes every few milliseconds; once
+    // this returns, its next request on that token is refused.
+    std::this_thread::sleep_for(2 * api::SqliteAuthStore::kExternalRevocationProbe);
     std::cout << "revoked " << positional[1] << "\n";
     return 0;
   } catch (const std::exception& e) {

@@ -4,6 +4,7 @@
 #include "plugins/plugin_host.hpp"
 #include "workflow/form.hpp"
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
@@ -391,7 +392,8 @@ json::object message_json(const store::OutboxMessage& m, bool include_body) {
 json::value Api::view(const engine::CaseState& state) const {
   auto wf = engine_.workflow_of(state);
   if (!wf) throw RpcError::refused("workflow '" + state.workflow_id + "' version " + std::to_string(state.workflow_version) + " is not loaded");
-  return engine::case_view(state, *wf);
+  // One buffer for the whole answer, freed in one piece once it is written.
+  return engine::case_view(state, *wf, json::make_shared_resource<json::monotonic_resource>());
 }
 
 bool Api::run_write(Session& session, const std::string& method, Params& p, const std::shared_ptr<std::string>& target,
@@ -505,7 +507,7 @@ json::value Api::run(Session& session, const std::shared_ptr<Connection>& connec
   auto require_case = [this](const std::string& case_id) {
     auto state = engine_.get_case(case_id);
     if (!state) throw RpcError(code::not_found, "no case '" + case_id + "'");
-    return std::move(*state);
+    return state;
   };
 
   if (method == "auth.login") {
@@ -547,7 +549,7 @@ json::value Api::run(Session& session, const std::shared_ptr<Connection>& connec
   if (method == "case.get") {
     std::string case_id = case_id_param();
     p.finish();
-    return view(require_case(case_id));
+    return view(*require_case(case_id));
   }
   if (method == "case.list") {
     store::CaseQuery query;

@@ -159,6 +159,9 @@ bool SqliteAuthStore::active(const std::string& token_id) {
 
 std::uint64_t SqliteAuthStore::generation() {
   std::lock_guard lock(read_mutex_);
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_probe_ < kExternalRevocationProbe) return generation_.load();
+  last_probe_ = now;
   // data_version moves when another connection (the engine's, the CLI's) committed; only then is
   // the persisted revocation counter worth reading.
   auto v = reader_->prepare("PRAGMA data_version");

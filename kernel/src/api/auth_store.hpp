@@ -5,7 +5,8 @@
 //
 // Tokens: 32 random bytes shown once as "cf_" + 64 hex digits; only their SHA-256 is stored,
 // bound to one user and a set of roles. Revocation is immediate: generation() changes, and the
-// API re-checks a session's token before its next request.
+// API re-checks a session's token before its next request (see generation() for revocations by
+// another process).
 //
 // Audit: one row per write, per refusal and per read of a case or patient (HIPAA 164.312(b)).
 // Rows are queued and written by a background thread in batches (one transaction per batch), so
@@ -17,6 +18,7 @@
 #include <boost/json/object.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -91,9 +93,14 @@ class SqliteAuthStore {
   std::optional<Identity> verify(std::string_view token);
   // Whether the token is still valid (not revoked).
   bool active(const std::string& token_id);
-  // Changes whenever a token may have been revoked, by this process or another one writing the
-  // same database (the CLI). Cheap: a counter plus SQLite's data_version.
+  // Changes whenever a token may have been revoked. A revocation by this process counts at once;
+  // one by another process writing the same database (the CLI) is looked for in the database at
+  // most once per kExternalRevocationProbe, as the probe (a read transaction) cost a tenth of a
+  // case.get. So that "revoked" still means "refused from the next request on", a process that
+  // revokes while a server runs (`clinicflow token revoke`) waits twice that interval before it
+  // reports success: by then the server has looked.
   std::uint64_t generation();
+  static constexpr std::chrono::milliseconds kExternalRevocationProbe{5};
   std::vector<TokenInfo> list_tokens();
   std::size_t user_count();
 
@@ -134,6 +141,7 @@ class SqliteAuthStore {
   std::atomic<std::uint64_t> generation_{1};
   std::int64_t seen_data_version_ = -1;  // under read_mutex_
   std::int64_t seen_revocations_ = -1;   // under read_mutex_
+  std::chrono::steady_clock::time_point last_probe_{};  // under read_mutex_
 
   std::mutex audit_mutex_;
   std::condition_variable audit_cv_;

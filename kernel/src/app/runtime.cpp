@@ -1,5 +1,6 @@
 #include "app/runtime.hpp"
 
+#include "app/server_lock.hpp"
 #include "engine/outbox_dispatcher.hpp"
 #include "engine/scheduler.hpp"
 #include "plugins/plugin_host.hpp"
@@ -63,6 +64,7 @@ struct Runtime::Parts {
   config::ServerConfig config;
   plugins::PluginHost host;
   workflow::WorkflowSet workflows;
+  ServerLock lock;  // before the database is opened, after everything that can refuse a start without touching it
   store::SqliteCaseStore store;
   std::unique_ptr<engine::Clock> clock;
   engine::Engine engine;
@@ -77,6 +79,7 @@ struct Runtime::Parts {
       : config(std::move(c)),
         host({config.plugins_dir, config.plugin_timeout}),
         workflows(load_workflows(config, host, options)),
+        lock(config.database_path()),
         store({config.database_path(), config.synchronous}),
         clock(make_clock(config, store)),
         engine(store, workflows, *clock, &host),

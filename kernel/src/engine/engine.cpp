@@ -84,9 +84,9 @@ Engine::Command Engine::load(const std::string& case_id) {
   if (auto pending = overlay_.find(case_id); pending != overlay_.end()) {
     c.state = pending->second;  // decided on, not yet durable: build on it
   } else {
-    auto record = store_.read_case(case_id);
-    if (!record) throw EngineError(ErrorKind::not_found, "no case '" + case_id + "'");
-    c.state = from_json(record->state);
+    auto committed = get_case(case_id);
+    if (!committed) throw EngineError(ErrorKind::not_found, "no case '" + case_id + "'");
+    c.state = *committed;
   }
   c.base_revision = c.state.revision;
   c.workflow = workflow_of(c.state);
@@ -176,6 +176,10 @@ void Engine::commit_group(std::vector<Pending>& group) {
     failure = std::current_exception();
     left_out.assign(group.size(), "the database failed");
   }
+  // Before the overlay lets go of these cases, so no command or read can pick up the state
+  // held from before this commit (or before another writer's, for a write left out as stale).
+  for (std::size_t i = 0; i < group.size(); ++i)
+    if (write_of[i] != SIZE_MAX) committed_.invalidate(group[i].state.case_id);
   {
     // What is durable now is read from the store again; what failed is forgotten, so the next
     // command on that case starts from what the store holds.
@@ -564,10 +568,12 @@ std::size_t Engine::advance_clock_to(TimePoint target, VirtualClock& clock) {
   return fired;
 }
 
-std::optional<CaseState> Engine::get_case(const std::string& case_id) const {
-  auto record = store_.read_case(case_id);
-  if (!record) return std::nullopt;
-  return from_json(record->state);
+std::shared_ptr<const CaseState> Engine::get_case(const std::string& case_id) const {
+  return committed_.get(case_id, [&]() -> std::shared_ptr<const CaseState> {
+    auto record = store_.read_case(case_id);
+    if (!record) return nullptr;
+    return std::make_shared<const CaseState>(from_json(record->state));
+  });
 }
 
 std::vector<store::EventRecord> Engine::history(const std::string& case_id) const { return store_.read_events(case_id); }

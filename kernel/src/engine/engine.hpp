@@ -7,6 +7,7 @@
 // command is answered only once its group is durable; a later command on the same case is
 // decided on top of the earlier one even before that is durable.
 #include "engine/case_state.hpp"
+#include "engine/committed_cases.hpp"
 #include "engine/clock.hpp"
 #include "engine/step_plugins.hpp"
 #include "store/case_store.hpp"
@@ -99,7 +100,8 @@ class Engine {
   // so events carry the exact virtual time. Persists the new time.
   std::size_t advance_clock_to(TimePoint target, VirtualClock& clock);
 
-  std::optional<CaseState> get_case(const std::string& case_id) const;
+  // The case as last committed (never a decision still waiting for its commit); nullptr: no case.
+  std::shared_ptr<const CaseState> get_case(const std::string& case_id) const;
   std::vector<store::EventRecord> history(const std::string& case_id) const;
   std::shared_ptr<const workflow::Workflow> workflow_of(const CaseState& state) const;
 
@@ -141,6 +143,9 @@ class Engine {
   const workflow::WorkflowSet& workflows_;
   Clock& clock_;
   StepPlugins* plugins_;
+  // How many committed cases get_case() and load() keep parsed in memory (a few KB each).
+  static constexpr std::size_t kCommittedCasesHeld = 4096;
+  mutable CommittedCases committed_{kCommittedCasesHeld};
   std::mutex write_mutex_;  // decisions and overlay_
   std::map<std::string, CaseState> overlay_;  // cases decided on but not yet durable
   std::mutex queue_mutex_;

@@ -26,23 +26,49 @@ std::optional<std::int64_t> days_from_civil(int y, int m, int d) {
 
 }  // namespace
 
+namespace {
+// `width` zero-padded digits of `value` at `out`. Every case view formats several times, and
+// snprintf's format parsing showed in its profile.
+void put_digits(char* out, unsigned value, int width) {
+  for (int i = width - 1; i >= 0; --i, value /= 10) out[i] = static_cast<char>('0' + value % 10);
+}
+}  // namespace
+
 std::string format_rfc3339(TimePoint t) {
   sys_time<milliseconds> tp{milliseconds{t}};
   auto day_point = floor<days>(tp);
   year_month_day ymd{day_point};
   hh_mm_ss hms{tp - day_point};
+  int year = static_cast<int>(ymd.year());
+  auto ms = static_cast<unsigned>(hms.subseconds().count());
   char buf[40];
-  int n = std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d", static_cast<int>(ymd.year()),
-                        static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                        static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                        static_cast<int>(hms.seconds().count()));
-  std::string out(buf, static_cast<std::size_t>(n));
-  if (auto ms = hms.subseconds().count(); ms != 0) {
-    std::snprintf(buf, sizeof buf, ".%03d", static_cast<int>(ms));
-    out += buf;
+  std::size_t n;
+  if (year >= 0 && year <= 9999) {
+    put_digits(buf, static_cast<unsigned>(year), 4);
+    buf[4] = '-';
+    put_digits(buf + 5, static_cast<unsigned>(ymd.month()), 2);
+    buf[7] = '-';
+    put_digits(buf + 8, static_cast<unsigned>(ymd.day()), 2);
+    buf[10] = 'T';
+    put_digits(buf + 11, static_cast<unsigned>(hms.hours().count()), 2);
+    buf[13] = ':';
+    put_digits(buf + 14, static_cast<unsigned>(hms.minutes().count()), 2);
+    buf[16] = ':';
+    put_digits(buf + 17, static_cast<unsigned>(hms.seconds().count()), 2);
+    n = 19;
+  } else {
+    n = static_cast<std::size_t>(std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d", year,
+                                               static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                                               static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                                               static_cast<int>(hms.seconds().count())));
   }
-  out += 'Z';
-  return out;
+  if (ms != 0) {
+    buf[n] = '.';
+    put_digits(buf + n + 1, ms, 3);
+    n += 4;
+  }
+  buf[n++] = 'Z';
+  return std::string(buf, n);
 }
 
 std::optional<std::int64_t> parse_date(std::string_view s) {

@@ -1,0 +1,33 @@
+#include "engine/committed_cases.hpp"
+
+namespace clinicflow::engine {
+
+std::shared_ptr<const CaseState> CommittedCases::get(const std::string& case_id,
+                                                     const std::function<std::shared_ptr<const CaseState>()>& read) {
+  std::uint64_t seen;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = held_.find(case_id); it != held_.end()) return it->second;
+    seen = invalidations_;
+  }
+  auto state = read();  // outside the lock: reads run side by side, and beside commits
+  if (!state) return state;
+  std::lock_guard lock(mutex_);
+  if (invalidations_ != seen) return state;  // a commit landed meanwhile: this read may predate it
+  if (held_.size() >= capacity_ && !held_.count(case_id)) held_.erase(held_.begin());
+  held_[case_id] = state;
+  return state;
+}
+
+void CommittedCases::invalidate(const std::string& case_id) {
+  std::lock_guard lock(mutex_);
+  ++invalidations_;
+  held_.erase(case_id);
+}
+
+std::size_t CommittedCases::size() const {
+  std::lock_guard lock(mutex_);
+  return held_.size();
+}
+
+}  // namespace clinicflow::engine

@@ -1,0 +1,38 @@
+#pragma once
+// The durable state of recently read cases, so a read (case.get) does not go to SQLite and parse
+// the stored JSON each time. Only what is durable is ever held: the engine invalidates a case
+// after each group commit that touched it, and a state read from the store is kept only if no
+// invalidation happened since the read began (a read that raced a commit may be older than it).
+// Correct as long as this server is the only writer of cases, which app::ServerLock ensures.
+// Bounded: past the capacity an arbitrary entry makes room.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "engine/case_state.hpp"
+
+namespace clinicflow::engine {
+
+class CommittedCases {
+ public:
+  explicit CommittedCases(std::size_t capacity) : capacity_(capacity) {}
+
+  // The held state of `case_id`, or else `read()` (the store), kept for next time. nullptr: no case.
+  std::shared_ptr<const CaseState> get(const std::string& case_id,
+                                       const std::function<std::shared_ptr<const CaseState>()>& read);
+  // After a commit that changed `case_id` became durable.
+  void invalidate(const std::string& case_id);
+  std::size_t size() const;
+
+ private:
+  const std::size_t capacity_;
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, std::shared_ptr<const CaseState>> held_;
+  std::uint64_t invalidations_ = 0;
+};
+
+}  // namespace clinicflow::engine
