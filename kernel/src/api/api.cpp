@@ -4,7 +4,6 @@
 #include "plugins/plugin_host.hpp"
 #include "workflow/form.hpp"
 
-#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
@@ -392,8 +391,7 @@ json::object message_json(const store::OutboxMessage& m, bool include_body) {
 json::value Api::view(const engine::CaseState& state) const {
   auto wf = engine_.workflow_of(state);
   if (!wf) throw RpcError::refused("workflow '" + state.workflow_id + "' version " + std::to_string(state.workflow_version) + " is not loaded");
-  // One buffer for the whole answer, freed in one piece once it is written.
-  return engine::case_view(state, *wf, json::make_shared_resource<json::monotonic_resource>());
+  return engine::case_view(state, *wf);
 }
 
 bool Api::run_write(Session& session, const std::string& method, Params& p, const std::shared_ptr<std::string>& target,

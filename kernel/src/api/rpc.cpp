@@ -125,13 +125,7 @@ void handle_one(const json::value& element, const AsyncDispatch& dispatch, Answe
     if (answered->exchange(true)) return;
     if (notification) return answer(std::nullopt);
     if (error) return answer(error_response(id, to_rpc_error(error)));
-    // In the result's own memory, so the result is moved in, not copied.
-    json::object response(result.storage());
-    response.reserve(3);
-    response.emplace("jsonrpc", "2.0");
-    response.emplace("result", std::move(result));
-    response.emplace("id", id);
-    answer(std::move(response));
+    answer(json::object{{"jsonrpc", "2.0"}, {"result", std::move(result)}, {"id", id}});
   };
   try {
     dispatch(request, respond);

@@ -5,17 +5,16 @@
 namespace clinicflow::engine {
 namespace json = boost::json;
 
-json::object case_view(const CaseState& s, const workflow::Workflow& wf, json::storage_ptr sp) {
-  // Every part is made in `sp`, so moving it into its parent moves rather than copies.
-  json::array open_tasks(sp), timers(sp);
+json::object case_view(const CaseState& s, const workflow::Workflow& wf) {
+  json::array open_tasks, timers;
   for (const auto& a : s.active) {
     const workflow::StepDef* step = wf.find_step(a.step);
     if (a.waiting) {
-      timers.emplace_back(json::object({{"step", a.step}, {"due", format_rfc3339(a.opens_at.value_or(0))}}, sp));
+      timers.push_back({{"step", a.step}, {"due", format_rfc3339(a.opens_at.value_or(0))}});
       continue;
     }
-    json::object task({{"step", a.step}, {"title", step ? step->title : a.step}, {"overdue", a.overdue}}, sp);
-    json::array roles(sp);
+    json::object task{{"step", a.step}, {"title", step ? step->title : a.step}, {"overdue", a.overdue}};
+    json::array roles;
     if (step)
       for (const auto& r : step->roles) roles.emplace_back(r);
     task["roles"] = std::move(roles);
@@ -24,21 +23,20 @@ json::object case_view(const CaseState& s, const workflow::Workflow& wf, json::s
     if (a.due) task["due"] = format_rfc3339(*a.due);
     if (a.repetition > 0) task["repetition"] = a.repetition;
     if (!a.last_error.empty()) task["error"] = a.last_error;
-    open_tasks.emplace_back(std::move(task));
+    open_tasks.push_back(std::move(task));
   }
-  json::object view({{"case_id", s.case_id},
-                     {"patient_id", s.patient_id},
-                     {"workflow", s.workflow_id},
-                     {"version", s.workflow_version},
-                     {"status", s.status},
-                     {"stage", s.stage},
-                     {"revision", s.revision},
-                     {"open_tasks", std::move(open_tasks)},
-                     {"timers", std::move(timers)},
-                     {"data", s.data},
-                     {"opened_at", format_rfc3339(s.created_at)},
-                     {"updated_at", format_rfc3339(s.updated_at)}},
-                    sp);
+  json::object view{{"case_id", s.case_id},
+                    {"patient_id", s.patient_id},
+                    {"workflow", s.workflow_id},
+                    {"version", s.workflow_version},
+                    {"status", s.status},
+                    {"stage", s.stage},
+                    {"revision", s.revision},
+                    {"open_tasks", std::move(open_tasks)},
+                    {"timers", std::move(timers)},
+                    {"data", s.data},
+                    {"opened_at", format_rfc3339(s.created_at)},
+                    {"updated_at", format_rfc3339(s.updated_at)}};
   if (s.repetition > 0) view["repetition"] = s.repetition;
   if (!s.outcome.empty()) view["outcome"] = s.outcome;
   if (!s.reason.empty()) view["reason"] = s.reason;

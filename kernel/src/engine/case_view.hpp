@@ -9,9 +9,7 @@
 
 namespace clinicflow::engine {
 
-// `storage`: where the view's memory comes from (the API passes a per-answer monotonic buffer,
-// released in one piece once the answer is written).
-boost::json::object case_view(const CaseState& state, const workflow::Workflow& workflow, boost::json::storage_ptr storage = {});
+boost::json::object case_view(const CaseState& state, const workflow::Workflow& workflow);
 boost::json::object event_view(const store::EventRecord& event);
 
 }  // namespace clinicflow::engine

@@ -19,6 +19,14 @@ std::shared_ptr<const CaseState> CommittedCases::get(const std::string& case_id,
   return state;
 }
 
+void CommittedCases::put(std::shared_ptr<const CaseState> state) {
+  std::lock_guard lock(mutex_);
+  ++invalidations_;  // a read from the store that began before this commit must not be kept
+  if (held_.size() >= capacity_ && !held_.count(state->case_id)) held_.erase(held_.begin());
+  const std::string case_id = state->case_id;
+  held_[case_id] = std::move(state);
+}
+
 void CommittedCases::invalidate(const std::string& case_id) {
   std::lock_guard lock(mutex_);
   ++invalidations_;

@@ -1,8 +1,9 @@
 #pragma once
-// The durable state of recently read cases, so a read (case.get) does not go to SQLite and parse
-// the stored JSON each time. Only what is durable is ever held: the engine invalidates a case
-// after each group commit that touched it, and a state read from the store is kept only if no
-// invalidation happened since the read began (a read that raced a commit may be older than it).
+// The durable state of recently read or written cases, so a read (case.get) or the next command
+// on a case does not go to SQLite and parse the stored JSON each time. Only what is durable is
+// ever held: after each group commit the engine puts the state each write stored (or drops the
+// case, for a write that was not committed), and a state read from the store is kept only if no
+// put or drop happened since the read began (a read that raced a commit may be older than it).
 // Correct as long as this server is the only writer of cases, which app::ServerLock ensures.
 // Bounded: past the capacity an arbitrary entry makes room.
 #include <cstddef>
@@ -24,7 +25,9 @@ class CommittedCases {
   // The held state of `case_id`, or else `read()` (the store), kept for next time. nullptr: no case.
   std::shared_ptr<const CaseState> get(const std::string& case_id,
                                        const std::function<std::shared_ptr<const CaseState>()>& read);
-  // After a commit that changed `case_id` became durable.
+  // A state just committed (by the one committer, so never older than what is held).
+  void put(std::shared_ptr<const CaseState> state);
+  // After a commit of `case_id` that left no state to hold (a write left out, a failed group).
   void invalidate(const std::string& case_id);
   std::size_t size() const;
 

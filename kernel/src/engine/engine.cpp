@@ -49,6 +49,16 @@ struct Engine::Pending {
   Completion done;
 };
 
+// A committed group on its way to its listeners and callers.
+struct Engine::Answers {
+  std::vector<Pending> group;
+  std::vector<store::CaseWrite> writes;
+  std::vector<std::size_t> write_of;              // index into writes; SIZE_MAX: nothing to write
+  std::vector<std::string> left_out;              // why a write was not committed; empty: committed
+  std::vector<std::shared_ptr<const CaseState>> committed;  // the state each committed write stored
+  std::exception_ptr failure;
+};
+
 Engine::Engine(store::CaseStore& store, const workflow::WorkflowSet& workflows, Clock& clock, StepPlugins* plugins)
     : store_(store), workflows_(workflows), clock_(clock), plugins_(plugins), random_(std::random_device{}()) {
   committer_ = std::thread([this] { commit_loop(); });
@@ -156,69 +166,81 @@ void Engine::commit_loop() {
 }
 
 void Engine::commit_group(std::vector<Pending>& group) {
-  std::vector<store::CaseWrite> writes;
-  std::vector<std::size_t> write_of(group.size(), SIZE_MAX);  // index into writes, SIZE_MAX: nothing to write
-  writes.reserve(group.size());
+  auto a = std::make_unique<Answers>();
+  a->write_of.assign(group.size(), SIZE_MAX);
+  a->writes.reserve(group.size());
   for (std::size_t i = 0; i < group.size(); ++i)
     if (!group[i].write.events.empty()) {
-      write_of[i] = writes.size();
-      writes.push_back(std::move(group[i].write));
+      a->write_of[i] = a->writes.size();
+      a->writes.push_back(std::move(group[i].write));
     }
-  std::vector<std::string> left_out(group.size());
-  std::exception_ptr failure;
+  a->left_out.resize(group.size());
+  a->committed.resize(group.size());
   try {
-    auto outcome = store_.write_group(writes);
+    auto outcome = store_.write_group(a->writes);
     for (std::size_t i = 0; i < group.size(); ++i)
-      if (write_of[i] != SIZE_MAX) left_out[i] = outcome[write_of[i]];
+      if (a->write_of[i] != SIZE_MAX) a->left_out[i] = outcome[a->write_of[i]];
     groups_committed_.fetch_add(1, std::memory_order_relaxed);
-    writes_committed_.fetch_add(writes.size(), std::memory_order_relaxed);
+    writes_committed_.fetch_add(a->writes.size(), std::memory_order_relaxed);
   } catch (...) {
-    failure = std::current_exception();
-    left_out.assign(group.size(), "the database failed");
+    a->failure = std::current_exception();
+    a->left_out.assign(group.size(), "the database failed");
   }
-  // Before the overlay lets go of these cases, so no command or read can pick up the state
-  // held from before this commit (or before another writer's, for a write left out as stale).
-  for (std::size_t i = 0; i < group.size(); ++i)
-    if (write_of[i] != SIZE_MAX) committed_.invalidate(group[i].state.case_id);
   {
-    // What is durable now is read from the store again; what failed is forgotten, so the next
-    // command on that case starts from what the store holds.
+    // Under the decision lock, so no command sees a case between the two steps: the committed
+    // state becomes the one held in memory (or, for a write left out or failed, nothing is held,
+    // so the next read goes to the store), and the overlay lets go of what is durable now. What
+    // failed is forgotten, so the next command on that case starts from what the store holds.
     std::lock_guard lock(write_mutex_);
     for (std::size_t i = 0; i < group.size(); ++i) {
-      auto it = overlay_.find(group[i].state.case_id);
-      if (write_of[i] == SIZE_MAX) continue;
-      if (it != overlay_.end() && (!left_out[i].empty() || it->second.revision == group[i].state.revision)) overlay_.erase(it);
+      if (a->write_of[i] == SIZE_MAX) continue;
+      const std::string case_id = group[i].state.case_id;
+      std::int64_t revision = group[i].state.revision;
+      if (a->left_out[i].empty()) {
+        a->committed[i] = std::make_shared<const CaseState>(std::move(group[i].state));
+        committed_.put(a->committed[i]);
+      } else {
+        committed_.invalidate(case_id);
+      }
+      auto it = overlay_.find(case_id);
+      if (it != overlay_.end() && (!a->left_out[i].empty() || it->second.revision == revision)) overlay_.erase(it);
     }
   }
-  if (failure) {
+  if (a->failure) {
     try {
-      std::rethrow_exception(failure);
+      std::rethrow_exception(a->failure);
     } catch (const std::exception& e) {
       spdlog::error("group commit of {} write(s) failed: {}", group.size(), e.what());
     } catch (...) {
     }
   }
-  for (std::size_t i = 0; i < group.size(); ++i) {
-    Pending& p = group[i];
+  a->group = std::move(group);
+  answer(*a);
+}
+
+void Engine::answer(Answers& a) {
+  for (std::size_t i = 0; i < a.group.size(); ++i) {
+    Pending& p = a.group[i];
+    const CaseState& state = a.committed[i] ? *a.committed[i] : p.state;
     try {
-      if (left_out[i].empty()) {
-        if (write_of[i] != SIZE_MAX) {
+      if (a.left_out[i].empty()) {
+        if (a.write_of[i] != SIZE_MAX) {
           // The commit stands whatever a listener does: its failure is logged, the answer sent.
           std::lock_guard lock(listeners_mutex_);
           for (const auto& listener : listeners_) try {
-              listener(p.state, writes[write_of[i]].events);
+              listener(state, a.writes[a.write_of[i]].events);
             } catch (const std::exception& e) {
-              spdlog::error("a commit listener failed on case {}: {}", p.state.case_id, e.what());
+              spdlog::error("a commit listener failed on case {}: {}", state.case_id, e.what());
             }
         }
-        p.done(&p.state, p.answer_error);
+        p.done(&state, p.answer_error);
       } else {
-        p.done(nullptr, failure ? failure : std::make_exception_ptr(EngineError(ErrorKind::conflict, left_out[i])));
+        p.done(nullptr, a.failure ? a.failure : std::make_exception_ptr(EngineError(ErrorKind::conflict, a.left_out[i])));
       }
     } catch (const std::exception& e) {
-      spdlog::error("after the commit of case {}: {}", p.state.case_id, e.what());
+      spdlog::error("after the commit of case {}: {}", state.case_id, e.what());
     } catch (...) {
-      spdlog::error("after the commit of case {}: unknown exception", p.state.case_id);
+      spdlog::error("after the commit of case {}: unknown exception", state.case_id);
     }
   }
 }

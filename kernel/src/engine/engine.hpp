@@ -127,8 +127,10 @@ class Engine {
   void run(const std::function<void(Command&)>& decide, Completion done);
   void queue(Command& command, Completion done);  // caller holds write_mutex_
   CaseState wait(const std::function<void(Completion)>& start);
+  struct Answers;
   void commit_loop();
   void commit_group(std::vector<Pending>& group);
+  void answer(Answers& answers);  // listeners, then each command's caller, in commit order
   bool decide_fire(Command& command, const store::TimerRecord& timer);
   void advance(Command& command, const workflow::StepDef& from);
   void enter(Command& command, const workflow::StepDef& step, std::optional<TimePoint> earliest, std::optional<TimePoint> due_by);

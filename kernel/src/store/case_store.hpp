@@ -101,7 +101,8 @@ class CaseStore {
   // a write whose case is not at its expected_revision is left out and the others still commit.
   // Returns, per write, "" when it committed or why it was left out. Throws StoreError on I/O
   // failure (then nothing committed). This default falls back to one transaction per write
-  // after a conflict; SqliteCaseStore does it in one transaction with savepoints.
+  // after a conflict; SqliteCaseStore does it in one transaction, checking each write's revision
+  // before writing any of it.
   virtual std::vector<std::string> write_group(std::span<const CaseWrite> batch);
 
   virtual std::optional<CaseRecord> read_case(const std::string& case_id) = 0;

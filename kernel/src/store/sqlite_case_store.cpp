@@ -180,7 +180,8 @@ int SqliteCaseStore::latest_schema_version() { return kLatestSchema; }
 namespace {
 
 // One case's write inside an open transaction: the projection (checked against the expected
-// revision), its events, its timers (replaced) and its queued messages.
+// revision), its events, its timers (replaced) and its queued messages. The revision check is
+// the first statement and the only source of RevisionConflict (write_group relies on that).
 void apply_write(SqliteConnection& c, const CaseWrite& w) {
   const CaseRecord& p = w.projection;
   std::string state = boost::json::serialize(p.state);
@@ -242,14 +243,13 @@ std::vector<std::string> SqliteCaseStore::write_group(std::span<const CaseWrite>
   std::vector<std::string> outcome(batch.size());
   Transaction tx(c);
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    c.run("SAVEPOINT group_write");
+    // No savepoint needed: apply_write throws RevisionConflict only from its first statement,
+    // before it has written anything, so a stale write leaves nothing to roll back.
     try {
       apply_write(c, batch[i]);
     } catch (const RevisionConflict& e) {
-      c.run("ROLLBACK TO group_write");
       outcome[i] = e.what();
     }
-    c.run("RELEASE group_write");
   }
   tx.commit();
   return outcome;
