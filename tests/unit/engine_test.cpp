@@ -1,5 +1,6 @@
 #include "support/temp_dir.hpp"
 #include "engine/case_view.hpp"
+#include "engine/committed_cases.hpp"
 #include "engine/engine.hpp"
 #include "engine/scheduler.hpp"
 #include "store/sqlite_case_store.hpp"
@@ -580,4 +581,54 @@ roles = ["nurse"]
   engine.advance_clock_to(kStart + 14 * kDay, clock);
   state = engine.submit(id, "booster", {{"note", "second"}}, kNurse);
   CHECK(state.status == "completed");
+}
+
+TEST_CASE("committed cases in memory: the least recently used one makes room, a read that raced a commit is not kept") {
+  CommittedCases held(2);
+  std::map<std::string, int> reads;  // store reads per case
+  std::map<std::string, std::int64_t> stored{{"a", 1}, {"b", 1}, {"c", 1}};
+  auto get = [&](const std::string& id) {
+    return held.get(id, [&]() -> std::shared_ptr<const CaseState> {
+      ++reads[id];
+      auto s = std::make_shared<CaseState>();
+      s->case_id = id;
+      s->revision = stored.at(id);
+      return s;
+    });
+  };
+  get("a");
+  get("b");
+  get("a");  // a is now the most recently used
+  get("c");  // full: b makes room
+  CHECK(held.size() == 2);
+  get("a");
+  CHECK(reads["a"] == 1);  // still held
+  get("b");
+  CHECK(reads["b"] == 2);  // was evicted, read again (and c, least recent now, made room)
+  get("a");
+  CHECK(reads["a"] == 1);
+
+  // A put replaces what is held and is what the next read sees.
+  auto newer = std::make_shared<CaseState>();
+  newer->case_id = "a";
+  newer->revision = 7;
+  held.put(newer);
+  CHECK(get("a")->revision == 7);
+  CHECK(reads["a"] == 1);
+
+  // A read from the store that a commit overtook is answered, not kept.
+  held.invalidate("b");
+  auto raced = held.get("b", [&]() -> std::shared_ptr<const CaseState> {
+    auto s = std::make_shared<CaseState>();
+    s->case_id = "b";
+    s->revision = 1;
+    auto committed = std::make_shared<CaseState>();
+    committed->case_id = "c";  // any commit meanwhile counts
+    committed->revision = 2;
+    held.put(committed);
+    return s;
+  });
+  CHECK(raced->revision == 1);
+  get("b");
+  CHECK(reads["b"] == 3);  // not kept: read again
 }

@@ -5,10 +5,13 @@
 // case, for a write that was not committed), and a state read from the store is kept only if no
 // put or drop happened since the read began (a read that raced a commit may be older than it).
 // Correct as long as this server is the only writer of cases, which app::ServerLock ensures.
-// Bounded: past the capacity an arbitrary entry makes room.
+// Bounded: past the capacity the least recently used case makes room (an arbitrary victim
+// evicted the cases in use as often as the idle ones: measured, case.get fell from ~50k to
+// ~30k/s once the map was full).
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -34,7 +37,10 @@ class CommittedCases {
  private:
   const std::size_t capacity_;
   mutable std::mutex mutex_;
-  std::unordered_map<std::string, std::shared_ptr<const CaseState>> held_;
+  using Entry = std::pair<std::string, std::shared_ptr<const CaseState>>;
+  void hold(std::shared_ptr<const CaseState> state);  // caller holds mutex_
+  std::list<Entry> recent_;  // most recently used first
+  std::unordered_map<std::string, std::list<Entry>::iterator> held_;
   std::uint64_t invalidations_ = 0;
 };
 
