@@ -6,12 +6,8 @@
 set -euo pipefail
 server=$1 cli=$2
 tmp=$(mktemp -d)
-pid=""
-cleanup() {
-  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+# shellcheck source=server_harness.sh
+source "$(dirname "$0")/server_harness.sh"
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=localhost" \
   -addext "subjectAltName=DNS:localhost" -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
@@ -28,15 +24,7 @@ file = "$tmp/var/clinicflow.log"
 tls_cert = "$tmp/cert.pem"
 tls_key = "$tmp/key.pem"
 TOML
-"$server" --config "$tmp/clinicflow.toml" >"$tmp/stdout" 2>"$tmp/stderr" &
-pid=$!
-for _ in $(seq 1 100); do
-  grep -q 'listening on' "$tmp/stdout" && break
-  kill -0 "$pid" 2>/dev/null || { cat "$tmp/stderr"; echo "server exited early"; exit 1; }
-  sleep 0.1
-done
-port=$(sed -n 's#.*listening on https://127.0.0.1:\([0-9]*\).*#\1#p' "$tmp/stdout")
-[ -n "$port" ] || { cat "$tmp/stdout" "$tmp/stderr"; echo "no https port printed"; exit 1; }
+start_server "$server" "$tmp/clinicflow.toml" https
 token=$(head -1 "$tmp/var/admin.token")
 
 # Trusted: the answer, exit status 0.

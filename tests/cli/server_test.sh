@@ -8,12 +8,8 @@ tmp=$(mktemp -d)
 # The shipped workflows name plugins; the server needs their [plugins.*] tables (copied from the
 # shipped configuration) and their libraries (this build's plugins folder).
 plugins_dir=$(cd "$(dirname "$server")/../plugins" && pwd)
-pid=""
-cleanup() {
-  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+# shellcheck source=server_harness.sh
+source "$(dirname "$0")/server_harness.sh"
 
 expect_exit() {  # expect_exit STATUS command...
   local want=$1
@@ -68,15 +64,7 @@ grep -qF "$tmp/workflows/iv.toml:$line:10: no role 'receptionist' in the server 
 # profiles beside the workflows, are skipped): prints where it listens, answers /healthz, stops
 # on SIGTERM with status 0.
 write_config "$src/workflows"
-"$server" --config "$tmp/clinicflow.toml" >"$tmp/stdout" 2>"$tmp/stderr" &
-pid=$!
-for _ in $(seq 1 100); do
-  grep -q 'listening on' "$tmp/stdout" && break
-  kill -0 "$pid" 2>/dev/null || { cat "$tmp/stderr"; echo "server exited early"; exit 1; }
-  sleep 0.1
-done
-port=$(sed -n 's#.*listening on http://127.0.0.1:\([0-9]*\).*#\1#p' "$tmp/stdout")
-[ -n "$port" ] || { cat "$tmp/stdout" "$tmp/stderr"; echo "no port printed"; exit 1; }
+start_server "$server" "$tmp/clinicflow.toml" http
 exec 3<>"/dev/tcp/127.0.0.1/$port"
 printf 'GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&3
 response=$(cat <&3)

@@ -147,6 +147,19 @@ struct Journey {
   std::string status() { return std::string(s.get(id).at("status").as_string()); }
   std::string stage() { return std::string(s.get(id).at("stage").as_string()); }
 
+  // The common paths into the journey, each step as its own helper below describes.
+  void through_consultation() {
+    referral();
+    eligibility();
+    consultation();
+  }
+  void through_induction(std::int64_t baseline_phq9) {
+    through_consultation();
+    insured_and_approved();
+    pretreatment(baseline_phq9);
+    induction();
+  }
+
   void referral(std::int64_t age = 46, std::int64_t failed_trials = 3) {
     submit("referral_intake", {{"referring_provider", "Dr. Hannah Okafor, Riverside Psychiatry"},
                                {"referring_provider_contact", kReferrer},
@@ -324,9 +337,7 @@ struct Journey {
 TEST_CASE("esketamine_rems: happy path (Medicare; 8 doses; response; maintenance plan)", "[esketamine_rems]") {
   Scenario s(kWorkflow);
   Journey j(s);
-  j.referral();
-  j.eligibility();
-  j.consultation();
+  j.through_consultation();
   j.insured_and_approved();
   j.pretreatment(20);
   CHECK(j.stage() == "induction");
@@ -718,9 +729,7 @@ TEST_CASE("esketamine_rems: the plugin enforces 56 mg first and 84 mg only after
 TEST_CASE("esketamine_rems: prior authorization denied then appealed and approved", "[esketamine_rems]") {
   Scenario s(kWorkflow);
   Journey j(s);
-  j.referral();
-  j.eligibility();
-  j.consultation();
+  j.through_consultation();
   j.medicare_coverage();
   j.submit("pa_request", j.pa_criteria("requested"));
   CHECK(Scenario::is_open(j.view, "pa_decision"));
@@ -750,9 +759,7 @@ TEST_CASE("esketamine_rems: prior authorization denied then appealed and approve
 TEST_CASE("esketamine_rems: an appeal with no denial recorded is refused", "[esketamine_rems]") {
   Scenario s(kWorkflow);
   Journey j(s);
-  j.referral();
-  j.eligibility();
-  j.consultation();
+  j.through_consultation();
   j.medicare_coverage();
   auto err = j.refused("pa_request", j.pa_criteria("appealed"));
   CHECK(err.at("code") == -32010);
@@ -762,9 +769,7 @@ TEST_CASE("esketamine_rems: an appeal with no denial recorded is refused", "[esk
 TEST_CASE("esketamine_rems: denied prior authorization and the patient stops", "[esketamine_rems]") {
   Scenario s(kWorkflow);
   Journey j(s);
-  j.referral();
-  j.eligibility();
-  j.consultation();
+  j.through_consultation();
   j.medicare_coverage();
   j.submit("pa_request", {{"status", "denied"}, {"denial_reason", "no psychiatrist prescriber"},
                           {"criteria_two_trials_different_classes", true}, {"criteria_psychiatrist_prescriber", false},
@@ -781,9 +786,7 @@ TEST_CASE("esketamine_rems: denied prior authorization and the patient stops", "
 TEST_CASE("esketamine_rems: self-pay with a package on a payment plan", "[esketamine_rems]") {
   Scenario s(kWorkflow);
   Journey j(s);
-  j.referral();
-  j.eligibility();
-  j.consultation();
+  j.through_consultation();
   j.submit("payer_intake", {{"insured", false}});
   CHECK(Scenario::is_open(j.view, "self_pay_offer"));
   j.submit("self_pay_offer", {{"accepts_self_pay", true}});
@@ -874,9 +877,7 @@ TEST_CASE("esketamine_rems: PHQ-9 item 9 positive opens an urgent prescriber tas
   }
   SECTION("at baseline") {
     Journey j(s);
-    j.referral();
-    j.eligibility();
-    j.consultation();
+    j.through_consultation();
     j.insured_and_approved();
     j.submit("baseline", {{"phq9", 22}, {"phq9_item9", 1}, {"weight_kg", 70}, {"systolic", 120}, {"diastolic", 80},
                           {"heart_rate", 70}, {"spo2", 98}, {"concomitant_medications", "none"}});
@@ -891,12 +892,7 @@ TEST_CASE("esketamine_rems: PHQ-9 item 9 positive opens an urgent prescriber tas
 TEST_CASE("esketamine_rems: non-response after induction leads to re-evaluation", "[esketamine_rems]") {
   Scenario s(kWorkflow);
   Journey j(s);
-  j.referral();
-  j.eligibility();
-  j.consultation();
-  j.insured_and_approved();
-  j.pretreatment(20);
-  j.induction();
+  j.through_induction(20);
   // 20 -> 15 is a fall of 25%: not a response.
   j.submit("response_evaluation", {{"phq9", 15}, {"phq9_item9", 0}, {"continue_program", true}});
   CHECK(Scenario::is_open(j.view, "re_evaluation"));
@@ -919,12 +915,7 @@ TEST_CASE("esketamine_rems: the response boundary is a 50% fall from baseline", 
   // 20 -> 10 is exactly 50%: a response.
   Scenario s(kWorkflow);
   Journey j(s);
-  j.referral();
-  j.eligibility();
-  j.consultation();
-  j.insured_and_approved();
-  j.pretreatment(20);
-  j.induction();
+  j.through_induction(20);
   SECTION("exactly 50%") {
     j.submit("response_evaluation", {{"phq9", 10}, {"phq9_item9", 0}, {"continue_program", true}});
     CHECK(Scenario::is_open(j.view, "maintenance_plan"));

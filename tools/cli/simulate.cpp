@@ -10,6 +10,7 @@
 #include "sim_report.hpp"
 #include "sim_summary.hpp"
 #include "sim_values.hpp"
+#include "util/temp_dir.hpp"
 #include "util/time.hpp"
 
 #include <boost/json/serialize.hpp>
@@ -25,26 +26,6 @@ namespace clinicflow::cli {
 namespace {
 
 constexpr const char* kMe = "clinicflow simulate: ";
-
-// A fresh folder under the system temp folder, removed with everything in it at the end.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "clinicflow-simulate-XXXXXX").string();
-    if (!::mkdtemp(pattern.data())) throw std::runtime_error("cannot create a temporary folder in " + std::filesystem::temp_directory_path().string());
-    path_ = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 // While alive, the server's log goes to a file only (the console stays quiet); the errors in it
 // are shown when the runtime cannot start (a plugin that failed to load says why only there).
@@ -108,9 +89,9 @@ int simulate(const SimulateOptions& options, std::ostream& out, std::ostream& er
     return 2;
   }
 
-  std::unique_ptr<ScratchDir> scratch;
+  std::unique_ptr<util::TempDir> scratch;
   try {
-    scratch = std::make_unique<ScratchDir>();
+    scratch = std::make_unique<util::TempDir>("clinicflow-simulate");
   } catch (const std::exception& e) {
     err << kMe << e.what() << "\n";
     return 2;

@@ -11,19 +11,19 @@ std::shared_ptr<const CaseState> CommittedCases::get(const std::string& case_id,
       recent_.splice(recent_.begin(), recent_, it->second);
       return it->second->second;
     }
-    seen = invalidations_;
+    seen = changes_;
   }
   auto state = read();  // outside the lock: reads run side by side, and beside commits
   if (!state) return state;
   std::lock_guard lock(mutex_);
-  if (invalidations_ != seen) return state;  // a commit landed meanwhile: this read may predate it
+  if (changes_ != seen) return state;  // a commit landed meanwhile: this read may predate it
   hold(state);
   return state;
 }
 
 void CommittedCases::put(std::shared_ptr<const CaseState> state) {
   std::lock_guard lock(mutex_);
-  ++invalidations_;  // a read from the store that began before this commit must not be kept
+  ++changes_;  // a read from the store that began before this commit must not be kept
   hold(std::move(state));
 }
 
@@ -43,7 +43,7 @@ void CommittedCases::hold(std::shared_ptr<const CaseState> state) {
 
 void CommittedCases::invalidate(const std::string& case_id) {
   std::lock_guard lock(mutex_);
-  ++invalidations_;
+  ++changes_;
   if (auto it = held_.find(case_id); it != held_.end()) {
     recent_.erase(it->second);
     held_.erase(it);

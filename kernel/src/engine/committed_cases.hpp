@@ -41,7 +41,7 @@ class CommittedCases {
   void hold(std::shared_ptr<const CaseState> state);  // caller holds mutex_
   std::list<Entry> recent_;  // most recently used first
   std::unordered_map<std::string, std::list<Entry>::iterator> held_;
-  std::uint64_t invalidations_ = 0;
+  std::uint64_t changes_ = 0;  // puts and drops so far: a read that saw another count is not kept
 };
 
 }  // namespace clinicflow::engine

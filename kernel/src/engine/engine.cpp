@@ -166,25 +166,25 @@ void Engine::commit_loop() {
 }
 
 void Engine::commit_group(std::vector<Pending>& group) {
-  auto a = std::make_unique<Answers>();
-  a->write_of.assign(group.size(), SIZE_MAX);
-  a->writes.reserve(group.size());
+  Answers a;
+  a.write_of.assign(group.size(), SIZE_MAX);
+  a.writes.reserve(group.size());
   for (std::size_t i = 0; i < group.size(); ++i)
     if (!group[i].write.events.empty()) {
-      a->write_of[i] = a->writes.size();
-      a->writes.push_back(std::move(group[i].write));
+      a.write_of[i] = a.writes.size();
+      a.writes.push_back(std::move(group[i].write));
     }
-  a->left_out.resize(group.size());
-  a->committed.resize(group.size());
+  a.left_out.resize(group.size());
+  a.committed.resize(group.size());
   try {
-    auto outcome = store_.write_group(a->writes);
+    auto outcome = store_.write_group(a.writes);
     for (std::size_t i = 0; i < group.size(); ++i)
-      if (a->write_of[i] != SIZE_MAX) a->left_out[i] = outcome[a->write_of[i]];
+      if (a.write_of[i] != SIZE_MAX) a.left_out[i] = outcome[a.write_of[i]];
     groups_committed_.fetch_add(1, std::memory_order_relaxed);
-    writes_committed_.fetch_add(a->writes.size(), std::memory_order_relaxed);
+    writes_committed_.fetch_add(a.writes.size(), std::memory_order_relaxed);
   } catch (...) {
-    a->failure = std::current_exception();
-    a->left_out.assign(group.size(), "the database failed");
+    a.failure = std::current_exception();
+    a.left_out.assign(group.size(), "the database failed");
   }
   {
     // Under the decision lock, so no command sees a case between the two steps: the committed
@@ -193,29 +193,29 @@ void Engine::commit_group(std::vector<Pending>& group) {
     // failed is forgotten, so the next command on that case starts from what the store holds.
     std::lock_guard lock(write_mutex_);
     for (std::size_t i = 0; i < group.size(); ++i) {
-      if (a->write_of[i] == SIZE_MAX) continue;
+      if (a.write_of[i] == SIZE_MAX) continue;
       const std::string case_id = group[i].state.case_id;
       std::int64_t revision = group[i].state.revision;
-      if (a->left_out[i].empty()) {
-        a->committed[i] = std::make_shared<const CaseState>(std::move(group[i].state));
-        committed_.put(a->committed[i]);
+      if (a.left_out[i].empty()) {
+        a.committed[i] = std::make_shared<const CaseState>(std::move(group[i].state));
+        committed_.put(a.committed[i]);
       } else {
         committed_.invalidate(case_id);
       }
       auto it = overlay_.find(case_id);
-      if (it != overlay_.end() && (!a->left_out[i].empty() || it->second.revision == revision)) overlay_.erase(it);
+      if (it != overlay_.end() && (!a.left_out[i].empty() || it->second.revision == revision)) overlay_.erase(it);
     }
   }
-  if (a->failure) {
+  if (a.failure) {
     try {
-      std::rethrow_exception(a->failure);
+      std::rethrow_exception(a.failure);
     } catch (const std::exception& e) {
       spdlog::error("group commit of {} write(s) failed: {}", group.size(), e.what());
     } catch (...) {
     }
   }
-  a->group = std::move(group);
-  answer(*a);
+  a.group = std::move(group);
+  answer(a);
 }
 
 void Engine::answer(Answers& a) {
