@@ -42,10 +42,15 @@ constexpr auto kWait = 15s;  // the bound on every wait; reached only when somet
 
 // --- a fake API ------------------------------------------------------------------------------------
 
-// Answers "echo:<text>" ("silent" gets no answer), records what the transport tells it.
+// Answers "echo:<text>" ("silent" gets no answer; "later:..." is answered from another thread
+// after on_message returned, as the API answers a write), records what the transport tells it.
 class FakeHandler : public api::MessageHandler {
  public:
   std::atomic<bool> authenticate{true};
+
+  ~FakeHandler() override {
+    for (auto& t : answerers_) t.join();
+  }
 
   void on_open(const std::shared_ptr<api::Connection>& connection, std::optional<std::string> bearer_token) override {
     enter();
@@ -63,6 +68,14 @@ class FakeHandler : public api::MessageHandler {
     std::optional<std::string> answer;
     if (text != "silent") answer = "echo:" + std::string(text);
     leave();
+    if (text.starts_with("later:")) {
+      std::lock_guard lock(mutex_);
+      answerers_.emplace_back([reply = std::move(reply), answer = std::move(answer)]() mutable {
+        std::this_thread::sleep_for(2ms);
+        reply(std::move(answer));
+      });
+      return;
+    }
     reply(std::move(answer));
   }
 
@@ -124,6 +137,7 @@ class FakeHandler : public api::MessageHandler {
   std::map<std::uint64_t, int> closes_;
   std::atomic<int> in_call_{0};
   std::atomic<bool> overlapped_{false};
+  std::vector<std::thread> answerers_;
 };
 
 // A listener on a free loopback port, served by its own thread.
@@ -410,6 +424,18 @@ TEST_CASE("upgrade, echo round trips, the bearer token reaches on_open", "[ws]")
 
   client.close();
   CHECK(server.handler->wait_closed(id));
+  CHECK_FALSE(server.handler->overlapped());
+}
+
+TEST_CASE("answers given during on_message and later from another thread go out in message order", "[ws]") {
+  Server server;
+  WsClient client;
+  REQUIRE(!client.connect(server.port()));
+  // Sent back to back: the transport reads a message only once the one before it was answered.
+  std::vector<std::string> sent;
+  for (int i = 0; i < 20; ++i) sent.push_back((i % 3 == 0 ? "later:" : "now:") + std::to_string(i));
+  for (const auto& m : sent) REQUIRE(!client.write(m));
+  for (const auto& m : sent) CHECK(client.read() == "echo:" + m);
   CHECK_FALSE(server.handler->overlapped());
 }
 
