@@ -3,6 +3,7 @@
 // live event subscriptions.
 #include "support/temp_dir.hpp"
 #include "api/api.hpp"
+#include "api/view_cache.hpp"
 #include "api/auth_store.hpp"
 #include "engine/engine.hpp"
 #include "plugins/plugin_host.hpp"
@@ -652,6 +653,75 @@ TEST_CASE_METHOD(Fixture, "case.open, case.get, case.submit and case.history spe
   CHECK(after.at("data").at("coverage").at("covered") == true);
   CHECK(after.at("open_tasks").at(0).at("step") == "session");
   CHECK(audited("fd1 case.submit " + case_id + " ok"));
+  // case.get serves a kept view only for the state it was built from: the submit shows at once.
+  CHECK(json::serialize(result(rn, "case.get", {{"case_id", case_id}})) == json::serialize(after));
+}
+
+TEST_CASE("a result serialized earlier goes into the answer as it is, alone and in batches") {
+  auto kept = std::make_shared<const std::string>(R"({"kept":["as",1,"is"],"q":"a \"quoted\" word"})");
+  AsyncDispatch dispatch = [&](const Request& request, Respond respond) {
+    if (request.method == "kept") return respond(Result::serialized(kept), nullptr);
+    if (request.method == "value") return respond(json::object{{"n", 2}}, nullptr);
+    respond(nullptr, std::make_exception_ptr(RpcError(code::not_found, "no")));
+  };
+  auto frame = [&](const std::string& text) {
+    std::optional<std::string> out;
+    handle_frame_async(text, dispatch, {}, [&](std::optional<std::string> answer) { out = std::move(answer); });
+    REQUIRE(out);
+    return *out;
+  };
+  std::string one = frame(R"({"jsonrpc":"2.0","id":"x\"y","method":"kept"})");
+  CHECK(one == R"({"jsonrpc":"2.0","result":)" + *kept + R"(,"id":"x\"y"})");
+  CHECK(json::parse(one).at("result") == json::parse(*kept));
+
+  auto batch = json::parse(frame(R"([{"jsonrpc":"2.0","id":1,"method":"kept"},{"jsonrpc":"2.0","method":"kept"},)"
+                                 R"({"jsonrpc":"2.0","id":2,"method":"value"},{"jsonrpc":"2.0","id":3,"method":"other"}])"))
+                   .as_array();
+  REQUIRE(batch.size() == 3);
+  CHECK(batch[0] == json::parse(R"({"jsonrpc":"2.0","result":)" + *kept + R"(,"id":1})"));
+  CHECK(batch[1] == json::parse(R"({"jsonrpc":"2.0","result":{"n":2},"id":2})"));
+  CHECK(batch[2].at("error").at("code") == -32004);
+}
+
+TEST_CASE("kept case views: one build per committed state object, the least recently read case makes room") {
+  ViewCache views(2);
+  std::map<std::string, int> builds;
+  auto state = [](const std::string& id, std::int64_t revision) {
+    auto s = std::make_shared<CaseState>();
+    s->case_id = id;
+    s->revision = revision;
+    return std::shared_ptr<const CaseState>(s);
+  };
+  auto get = [&](const std::shared_ptr<const CaseState>& s) {
+    return *views.get(s, [&] {
+      ++builds[s->case_id];
+      return s->case_id + "@" + std::to_string(s->revision);
+    });
+  };
+  auto a1 = state("a", 1), b1 = state("b", 1), c1 = state("c", 1);
+  CHECK(get(a1) == "a@1");
+  CHECK(get(a1) == "a@1");
+  CHECK(builds["a"] == 1);
+  // A new state object for the same case (a commit) is built again, however alike it looks.
+  auto a1_again = state("a", 1);
+  CHECK(get(a1_again) == "a@1");
+  CHECK(builds["a"] == 2);
+  CHECK(get(state("a", 2)) == "a@2");
+  CHECK(builds["a"] == 3);
+  auto a2 = state("a", 3);
+  get(a2);
+  get(b1);
+  get(a2);  // a is the most recently read
+  get(c1);  // full: b makes room
+  CHECK(views.size() == 2);
+  get(a2);
+  CHECK(builds["a"] == 4);
+  get(b1);
+  CHECK(builds["b"] == 2);
+  // A build that throws holds nothing.
+  auto d1 = state("d", 1);
+  CHECK_THROWS(views.get(d1, []() -> std::string { throw std::runtime_error("workflow gone"); }));
+  CHECK(get(d1) == "d@1");
 }
 
 TEST_CASE_METHOD(Fixture, "case.list filters and pages with a cursor") {

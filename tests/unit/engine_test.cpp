@@ -1,6 +1,7 @@
 #include "support/temp_dir.hpp"
 #include "engine/case_view.hpp"
 #include "engine/committed_cases.hpp"
+#include "util/lru_map.hpp"
 #include "engine/engine.hpp"
 #include "engine/scheduler.hpp"
 #include "store/sqlite_case_store.hpp"
@@ -581,6 +582,27 @@ roles = ["nurse"]
   engine.advance_clock_to(kStart + 14 * kDay, clock);
   state = engine.submit(id, "booster", {{"note", "second"}}, kNurse);
   CHECK(state.status == "completed");
+}
+
+TEST_CASE("a bounded map evicts the least recently used entry; finding an entry uses it") {
+  util::LruMap<std::string, int> m(2);
+  m.put("a", 1);
+  m.put("b", 2);
+  REQUIRE(m.find("a"));  // a is now the most recently used
+  m.put("c", 3);         // full: b goes
+  CHECK(m.size() == 2);
+  CHECK(m.find("b") == nullptr);
+  CHECK(*m.find("a") == 1);
+  m.put("c", 30);  // replaces, and uses c
+  m.put("d", 4);   // a goes
+  CHECK(m.find("a") == nullptr);
+  CHECK(*m.find("c") == 30);
+  CHECK(m.erase("c"));
+  CHECK_FALSE(m.erase("c"));
+  CHECK(m.size() == 1);
+  util::LruMap<std::string, int> none(0);
+  none.put("a", 1);
+  CHECK(none.size() == 0);
 }
 
 TEST_CASE("committed cases in memory: the least recently used one makes room, a read that raced a commit is not kept") {

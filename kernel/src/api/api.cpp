@@ -319,7 +319,7 @@ void Api::call(const std::shared_ptr<Session>& session_ptr, const std::shared_pt
   Params params(request.params);
   auto target_ptr = std::make_shared<std::string>(std::move(target));
   // Audits the outcome, then answers. Runs on the committer thread for a write.
-  Respond finish = [this, session_ptr, method, target_ptr, respond = std::move(respond)](json::value result, std::exception_ptr error) {
+  Respond finish = [this, session_ptr, method, target_ptr, respond = std::move(respond)](Result result, std::exception_ptr error) {
     if (!error) {
       if (kAudited.count(method)) audit(*session_ptr, method, *target_ptr, 0);
       return respond(std::move(result), nullptr);
@@ -332,7 +332,7 @@ void Api::call(const std::shared_ptr<Session>& session_ptr, const std::shared_pt
   };
   try {
     if (run_write(session, method, params, target_ptr, finish)) return;
-    json::value result = run(session, connection, method, params, *target_ptr);
+    Result result = run(session, connection, method, params, *target_ptr);
     finish(std::move(result), nullptr);
   } catch (...) {
     finish(nullptr, std::current_exception());
@@ -495,8 +495,8 @@ bool Api::run_write(Session& session, const std::string& method, Params& p, cons
   return false;
 }
 
-json::value Api::run(Session& session, const std::shared_ptr<Connection>& connection, const std::string& method, Params& p,
-                     std::string& target) {
+Result Api::run(Session& session, const std::shared_ptr<Connection>& connection, const std::string& method, Params& p,
+                std::string& target) {
   auto case_id_param = [&]() {
     auto id = p.string("case_id", true, 100);
     if (id) target = *id;
@@ -547,7 +547,8 @@ json::value Api::run(Session& session, const std::shared_ptr<Connection>& connec
   if (method == "case.get") {
     std::string case_id = case_id_param();
     p.finish();
-    return view(*require_case(case_id));
+    auto state = require_case(case_id);
+    return Result::serialized(views_.get(state, [&] { return json::serialize(view(*state)); }));
   }
   if (method == "case.list") {
     store::CaseQuery query;

@@ -5,6 +5,7 @@
 #include "api/auth_store.hpp"
 #include "api/connection.hpp"
 #include "api/rpc.hpp"
+#include "api/view_cache.hpp"
 #include "engine/clock.hpp"
 #include "engine/engine.hpp"
 #include "store/sqlite_case_store.hpp"
@@ -66,8 +67,8 @@ class Api final : public MessageHandler {
  private:
   void call(const std::shared_ptr<Session>& session, const std::shared_ptr<Connection>& connection, const Request& request,
             Respond respond);
-  boost::json::value run(Session& session, const std::shared_ptr<Connection>& connection, const std::string& method,
-                         Params& params, std::string& target);
+  Result run(Session& session, const std::shared_ptr<Connection>& connection, const std::string& method, Params& params,
+             std::string& target);
   // The writes (patient.create, case.open, case.submit, case.close, case.retry): answered once durable.
   bool run_write(Session& session, const std::string& method, Params& params, const std::shared_ptr<std::string>& target,
                  Respond respond);
@@ -91,6 +92,7 @@ class Api final : public MessageHandler {
   mutable std::mutex sessions_mutex_;
   std::map<std::uint64_t, std::shared_ptr<Session>> sessions_;
   std::shared_ptr<Registry> registry_;  // shared with the engine listener, which may outlive this
+  ViewCache views_{4096};               // case.get's serialized views (a few KB each)
 };
 
 // The workflow definition as clients see it (workflow.get).

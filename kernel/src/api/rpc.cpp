@@ -83,17 +83,31 @@ json::object error_response(const json::value& id, const RpcError& error) {
   return json::object{{"jsonrpc", "2.0"}, {"error", std::move(e)}, {"id", id}};
 }
 
+std::string Result::text() const { return serialized_ ? *serialized_ : json::serialize(value_); }
+
 namespace {
 
 bool valid_id(const json::value& id) { return id.is_string() || id.is_number() || id.is_null(); }
 
-using Answer = std::function<void(std::optional<json::object>)>;
+// One serialized answer (see Result), or nothing for a notification.
+using Answer = std::function<void(std::optional<std::string>)>;
+
+std::string success_frame(const json::value& id, const Result& result) {
+  std::string out = R"({"jsonrpc":"2.0","result":)";
+  out += result.text();
+  out += R"(,"id":)";
+  out += json::serialize(id);
+  out += '}';
+  return out;
+}
+
+std::string error_frame(const json::value& id, const RpcError& error) { return json::serialize(error_response(id, error)); }
 
 // Answers one element of a frame (a request object, or anything else found in a batch) through
 // `answer`: nothing for a notification.
 void handle_one(const json::value& element, const AsyncDispatch& dispatch, Answer answer) {
   if (!element.is_object())
-    return answer(error_response(nullptr, RpcError(code::invalid_request, "invalid request: a request is an object")));
+    return answer(error_frame(nullptr, RpcError(code::invalid_request, "invalid request: a request is an object")));
   const json::object& o = element.get_object();
   const json::value* id = o.if_contains("id");
   json::value answer_id = id && valid_id(*id) ? *id : json::value(nullptr);
@@ -110,8 +124,8 @@ void handle_one(const json::value& element, const AsyncDispatch& dispatch, Answe
       problems.push_back({std::string(key), "is not a member of a request"});
   if (!problems.empty()) {
     std::vector<workflow::FieldProblem> fields = problems;
-    return answer(error_response(answer_id, RpcError(code::invalid_request, "invalid request",
-                                                     json::value(json::object{{"fields", fields_json(fields)}}))));
+    return answer(error_frame(answer_id, RpcError(code::invalid_request, "invalid request",
+                                                  json::value(json::object{{"fields", fields_json(fields)}}))));
   }
   Request request;
   request.notification = id == nullptr;
@@ -120,12 +134,12 @@ void handle_one(const json::value& element, const AsyncDispatch& dispatch, Answe
   request.params = params;
   // Answered once: a dispatch that responds and then throws is not answered twice.
   auto answered = std::make_shared<std::atomic<bool>>(false);
-  Respond respond = [notification = request.notification, id = request.id, answer, answered](json::value result,
+  Respond respond = [notification = request.notification, id = request.id, answer, answered](Result result,
                                                                                             std::exception_ptr error) {
     if (answered->exchange(true)) return;
     if (notification) return answer(std::nullopt);
-    if (error) return answer(error_response(id, to_rpc_error(error)));
-    answer(json::object{{"jsonrpc", "2.0"}, {"result", std::move(result)}, {"id", id}});
+    if (error) return answer(error_frame(id, to_rpc_error(error)));
+    answer(success_frame(id, result));
   };
   try {
     dispatch(request, respond);
@@ -137,7 +151,7 @@ void handle_one(const json::value& element, const AsyncDispatch& dispatch, Answe
 // A batch being answered: each request's answer in its place, sent when the last one arrives.
 struct BatchAnswer {
   std::mutex mutex;
-  std::vector<std::optional<json::object>> answers;
+  std::vector<std::optional<std::string>> answers;
   std::size_t waiting = 0;
   FrameDone done;
 };
@@ -157,9 +171,7 @@ void handle_frame_async(std::string_view text, const AsyncDispatch& dispatch, co
         nullptr, RpcError(code::parse_error, "parse error: " + why, json::value(json::object{{"error", why}})))));
   }
   if (!frame->is_array()) {
-    return handle_one(*frame, dispatch, [frame, done](std::optional<json::object> answer) {
-      done(answer ? std::optional<std::string>(json::serialize(*answer)) : std::nullopt);
-    });
+    return handle_one(*frame, dispatch, [frame, done](std::optional<std::string> answer) { done(std::move(answer)); });
   }
   const json::array& batch = frame->get_array();
   if (batch.empty()) return done(json::serialize(error_response(nullptr, RpcError(code::invalid_request, "invalid request: empty batch"))));
@@ -173,16 +185,17 @@ void handle_frame_async(std::string_view text, const AsyncDispatch& dispatch, co
   state->waiting = batch.size();
   state->done = std::move(done);
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    handle_one(batch[i], dispatch, [frame, state, i](std::optional<json::object> answer) {
-      json::array answers;
+    handle_one(batch[i], dispatch, [frame, state, i](std::optional<std::string> answer) {
+      std::string answers;
       {
         std::lock_guard lock(state->mutex);
         state->answers[i] = std::move(answer);
         if (--state->waiting != 0) return;
         for (auto& a : state->answers)
-          if (a) answers.push_back(std::move(*a));
+          if (a) (answers += answers.empty() ? '[' : ',') += *a;
       }
-      state->done(answers.empty() ? std::nullopt : std::optional<std::string>(json::serialize(answers)));
+      if (answers.empty()) return state->done(std::nullopt);
+      state->done(answers + ']');
     });
   }
 }
