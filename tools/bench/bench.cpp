@@ -1,17 +1,20 @@
 // clinicflow_bench: a one-thread load generator for clinicflowd and clinicflow_echo.
 //
 // One io_context on one thread drives C WebSocket connections; each connection has exactly one
-// request in flight. Connection setup (and, for --phase get, creating the cases to read) happens
-// before the clock starts; only answers that arrive within the measured window are counted.
+// request in flight. Connection setup (and, for --phase get and submit, creating the cases to read
+// or submit to) happens before the clock starts; only answers that arrive within the measured
+// window are counted.
 //
 //   clinicflow_bench --echo HOST:PORT -c C -d SECONDS
 //   clinicflow_bench --api ws://HOST:PORT/v1/ws --token T -c C -d SECONDS --workflow ID
-//                    [--phase walk|get|both] [--roles r1,r2,...] [--setup-cases N]
+//                    [--phase walk|get|submit|both] [--roles r1,r2,...] [--setup-cases N]
 //
 // --api walks synthetic patients through the workflow: patient.create, case.open, then
 // case.submit for each open task with values valid for its JSON Schema, until the case ends
 // or no open task can be submitted (e.g. the next step waits on the virtual clock). --phase get
-// first walks N cases per connection, then only reads them with case.get.
+// first walks N cases per connection, then only reads them with case.get. --phase submit first
+// creates N patients and opens their cases per connection, then walks those cases: case.submit
+// only, until they run out (then it goes on as walk).
 // The last line of output is a machine-readable "RESULT key=value ..." line.
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -48,7 +51,7 @@ namespace {
 constexpr const char* kUsage =
     R"(usage: clinicflow_bench --echo HOST:PORT -c C -d SECONDS
        clinicflow_bench --api ws://HOST:PORT/v1/ws --token T -c C -d SECONDS --workflow ID
-                        [--phase walk|get|both] [--roles frontdesk,nurse,prescriber,billing]
+                        [--phase walk|get|submit|both] [--roles frontdesk,nurse,prescriber,billing]
                         [--setup-cases N]
 )";
 
@@ -155,7 +158,7 @@ json::object fill_form(const json::object& schema) {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  enum class Mode { echo, walk, get };
+  enum class Mode { echo, walk, get, submit };
 
   Connection(Run& run, Mode mode, int index) : run_(run), mode_(mode), index_(index), ws_(run.io) {}
 
@@ -192,8 +195,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void setup() {
-    if (mode_ == Mode::get && setup_left_ < 0) setup_left_ = run_.options.setup_cases;
+    if ((mode_ == Mode::get || mode_ == Mode::submit) && setup_left_ < 0) setup_left_ = run_.options.setup_cases;
     if (mode_ == Mode::get && setup_left_ > 0) return new_patient();
+    if (mode_ == Mode::submit && setup_left_ > 0) return open_for_later();
     report_ready();
   }
 
@@ -217,6 +221,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       case Mode::echo: return echo();
       case Mode::walk: return new_patient();
       case Mode::get: return read_case();
+      case Mode::submit: return submit_next();
     }
   }
 
@@ -240,6 +245,30 @@ class Connection : public std::enable_shared_from_this<Connection> {
       json::object params{{"patient_id", answer.at("result").at("patient_id")}, {"workflow", run_.options.workflow}};
       call("case.open", std::move(params), [this](json::object& answer) { walk(answer.at("result").as_object()); });
     });
+  }
+
+  // ---- submit: cases opened before the clock starts, kept as their case.open answer (text, not
+  // parsed: a parsed view takes several times the memory and there may be tens of thousands).
+  void open_for_later() {
+    ++patients_;
+    json::object params{{"given_name", "Bench"},
+                        {"family_name", "Patient" + std::to_string(index_) + "x" + std::to_string(patients_)},
+                        {"birth_date", "1980-01-01"}};
+    call("patient.create", std::move(params), [this](json::object& answer) {
+      json::object params{{"patient_id", answer.at("result").at("patient_id")}, {"workflow", run_.options.workflow}};
+      call("case.open", std::move(params), [this](json::object& answer) {
+        opened_.push_back(json::serialize(answer.at("result")));
+        if (--setup_left_ > 0) return open_for_later();
+        report_ready();
+      });
+    });
+  }
+
+  void submit_next() {
+    if (opened_.empty()) return new_patient();
+    json::value view = json::parse(opened_.back());
+    opened_.pop_back();
+    walk(view.as_object());
   }
 
   void walk(const json::object& view) {
@@ -310,9 +339,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
       in_.consume(in_.size());
       return next();
     }
+    // Parsed into this connection's own buffer, reused for every answer: the generator should
+    // spend its core on the traffic, not on malloc (the previous answer is gone by now).
+    answer_memory_.release();
+    parser_.reset(json::storage_ptr(&answer_memory_));
     json::error_code jec;
-    json::value answer = json::parse(std::string_view(static_cast<const char*>(in_.data().data()), in_.size()), jec);
+    parser_.write(static_cast<const char*>(in_.data().data()), in_.size(), jec);
     in_.consume(in_.size());
+    json::value answer = jec ? json::value() : parser_.release();
     if (jec || !answer.is_object()) return fail("answer to " + method_ + " is not a JSON object");
     auto& object = answer.as_object();
     if (object.contains("error")) {
@@ -340,6 +374,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::int64_t next_id_ = 0;
   std::uint64_t patients_ = 0, reads_ = 0;
   int setup_left_ = -1;
+  std::vector<std::string> opened_;  // --phase submit: case.open answers not yet walked
+  alignas(16) unsigned char answer_buffer_[64 * 1024];
+  json::monotonic_resource answer_memory_{answer_buffer_, sizeof answer_buffer_};
+  json::parser parser_;
 };
 
 // Creates a token for the bench user with the roles the workflow's steps need (blocking, once).
@@ -450,7 +488,8 @@ int main(int argc, char** argv) {
   }
   bool api = !o.api.empty();
   if (api == !o.echo.empty() || o.connections < 1 || o.seconds <= 0 || o.seconds > 600 ||
-      (api && (o.token.empty() || o.workflow.empty())) || (o.phase != "walk" && o.phase != "get" && o.phase != "both") ||
+      (api && (o.token.empty() || o.workflow.empty())) ||
+      (o.phase != "walk" && o.phase != "get" && o.phase != "submit" && o.phase != "both") ||
       o.setup_cases < 1) {
     std::cerr << kUsage;
     return 2;
@@ -468,15 +507,16 @@ int main(int argc, char** argv) {
     std::stringstream in(o.roles);
     for (std::string r; std::getline(in, r, ',');) roles.insert(r);
     int status = 0;
-    for (std::string phase : {"walk", "get"}) {
-      if (o.phase != "both" && o.phase != phase) continue;
+    for (std::string phase : {"walk", "get", "submit"}) {
+      if (o.phase == "both" ? phase == "submit" : o.phase != phase) continue;
       Run run;
       run.options = o;
       run.where = where;
       run.bearer = token;
       run.roles = roles;
       std::printf("== %s, %d connection(s), %.1f s\n", phase.c_str(), o.connections, o.seconds);
-      status |= run_bench(run, phase == "walk" ? Connection::Mode::walk : Connection::Mode::get, phase);
+      auto mode = phase == "walk" ? Connection::Mode::walk : phase == "get" ? Connection::Mode::get : Connection::Mode::submit;
+      status |= run_bench(run, mode, phase);
     }
     return status;
   } catch (const std::exception& e) {
