@@ -3,6 +3,7 @@
 #include "engine/message_render.hpp"
 #include "util/record_id.hpp"
 
+#include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -44,7 +45,7 @@ struct Engine::Command {
 // A decided command waiting for its group commit.
 struct Engine::Pending {
   store::CaseWrite write;  // no events: writes nothing, answered with the group it is in
-  CaseState state;
+  std::shared_ptr<const CaseState> state;  // the same object the overlay holds until committed
   std::exception_ptr answer_error;
   Completion done;
 };
@@ -55,7 +56,6 @@ struct Engine::Answers {
   std::vector<store::CaseWrite> writes;
   std::vector<std::size_t> write_of;              // index into writes; SIZE_MAX: nothing to write
   std::vector<std::string> left_out;              // why a write was not committed; empty: committed
-  std::vector<std::shared_ptr<const CaseState>> committed;  // the state each committed write stored
   std::exception_ptr failure;
 };
 
@@ -92,7 +92,7 @@ std::shared_ptr<const Workflow> Engine::workflow_of(const CaseState& state) cons
 Engine::Command Engine::load(const std::string& case_id) {
   Command c;
   if (auto pending = overlay_.find(case_id); pending != overlay_.end()) {
-    c.state = pending->second;  // decided on, not yet durable: build on it
+    c.state = *pending->second;  // decided on, not yet durable: build on it
   } else {
     auto committed = get_case(case_id);
     if (!committed) throw EngineError(ErrorKind::not_found, "no case '" + case_id + "'");
@@ -108,9 +108,16 @@ Engine::Command Engine::load(const std::string& case_id) {
 }
 
 void Engine::queue(Command& c, Completion done) {
-  if (!c.events.empty()) overlay_[c.state.case_id] = c.state;
-  Pending pending{store::CaseWrite{c.base_revision, std::move(c.events), to_record(c.state), pending_timers(c.state), std::move(c.messages)},
-                  c.state, c.answer_error, std::move(done)};
+  store::CaseWrite write{c.base_revision, std::move(c.events), to_record(c.state), pending_timers(c.state), std::move(c.messages)};
+  // Serialized here, on the deciding thread, and the JSON tree freed here too: the committer is
+  // the serial part of every write, so it does neither.
+  write.state_json = json::serialize(write.projection.state);
+  write.projection.state = {};
+  // One immutable object from here on: the overlay, the commit and the cache of committed cases
+  // share it rather than each copying the case.
+  auto state = std::make_shared<const CaseState>(std::move(c.state));
+  if (!write.events.empty()) overlay_[state->case_id] = state;
+  Pending pending{std::move(write), std::move(state), c.answer_error, std::move(done)};
   {
     std::lock_guard lock(queue_mutex_);
     queue_.push_back(std::move(pending));
@@ -175,7 +182,6 @@ void Engine::commit_group(std::vector<Pending>& group) {
       a.writes.push_back(std::move(group[i].write));
     }
   a.left_out.resize(group.size());
-  a.committed.resize(group.size());
   try {
     auto outcome = store_.write_group(a.writes);
     for (std::size_t i = 0; i < group.size(); ++i)
@@ -194,16 +200,15 @@ void Engine::commit_group(std::vector<Pending>& group) {
     std::lock_guard lock(write_mutex_);
     for (std::size_t i = 0; i < group.size(); ++i) {
       if (a.write_of[i] == SIZE_MAX) continue;
-      const std::string case_id = group[i].state.case_id;
-      std::int64_t revision = group[i].state.revision;
+      const std::shared_ptr<const CaseState>& state = group[i].state;
       if (a.left_out[i].empty()) {
-        a.committed[i] = std::make_shared<const CaseState>(std::move(group[i].state));
-        committed_.put(a.committed[i]);
+        committed_.put(state);
       } else {
-        committed_.invalidate(case_id);
+        committed_.invalidate(state->case_id);
       }
-      auto it = overlay_.find(case_id);
-      if (it != overlay_.end() && (!a.left_out[i].empty() || it->second.revision == revision)) overlay_.erase(it);
+      // A later command on the case may have replaced the overlay's state already: keep that one.
+      auto it = overlay_.find(state->case_id);
+      if (it != overlay_.end() && (!a.left_out[i].empty() || it->second == state)) overlay_.erase(it);
     }
   }
   if (a.failure) {
@@ -221,7 +226,7 @@ void Engine::commit_group(std::vector<Pending>& group) {
 void Engine::answer(Answers& a) {
   for (std::size_t i = 0; i < a.group.size(); ++i) {
     Pending& p = a.group[i];
-    const CaseState& state = a.committed[i] ? *a.committed[i] : p.state;
+    const CaseState& state = *p.state;
     try {
       if (a.left_out[i].empty()) {
         if (a.write_of[i] != SIZE_MAX) {

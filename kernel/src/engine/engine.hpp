@@ -149,7 +149,7 @@ class Engine {
   static constexpr std::size_t kCommittedCasesHeld = 4096;
   mutable CommittedCases committed_{kCommittedCasesHeld};
   std::mutex write_mutex_;  // decisions and overlay_
-  std::map<std::string, CaseState> overlay_;  // cases decided on but not yet durable
+  std::map<std::string, std::shared_ptr<const CaseState>> overlay_;  // cases decided on but not yet durable
   std::mutex queue_mutex_;
   std::condition_variable queue_cv_;
   std::vector<Pending> queue_;  // decided, waiting for the next group commit

@@ -71,6 +71,9 @@ struct CaseWrite {
   CaseRecord projection;            // revision == seq of the last event
   std::vector<TimerRecord> timers;  // the case's complete set of pending timers after this write
   std::vector<OutboxMessage> messages;  // new messages to deliver once this write is durable
+  // projection.state as it is stored, serialized by whoever built the write, so the one thread
+  // that commits (the serial part of every write) does not; empty: serialized when stored.
+  std::string state_json;
 };
 
 struct CaseQuery {
