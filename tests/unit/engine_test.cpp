@@ -497,7 +497,7 @@ TEST_CASE_METHOD(Fixture, "the case view gives clients each open task's form as 
   CHECK(schema.at("type") == "object");
   CHECK(schema.at("required") == json::array{"age", "psychosis"});
   CHECK(schema.at("properties").at("age") ==
-        json::value{{"type", "integer"}, {"minimum", 0.0}, {"maximum", 130.0}, {"title", "age"}, {"description", "(unit: years)"}});
+        json::value{{"type", "integer"}, {"minimum", 0}, {"maximum", 130}, {"title", "age"}, {"description", "(unit: years)"}});
   CHECK(schema.at("properties").at("diagnosis").at("enum") == json::array{"F32.2", "F33.2"});
   CHECK(schema.at("properties").at("referred_on").at("format") == "date");
 }

@@ -108,8 +108,13 @@ boost::json::object form_schema(const StepDef& step) {
         break;
       }
     }
-    if (field.min) property["minimum"] = *field.min;
-    if (field.max) property["maximum"] = *field.max;
+    // An integer field's bounds are integers: `"minimum": 0`, not the double `0E0`.
+    auto bound = [&](double v) -> boost::json::value {
+      if (field.type == FieldType::integer && std::abs(v) < 9e15 && v == std::floor(v)) return static_cast<std::int64_t>(v);
+      return v;
+    };
+    if (field.min) property["minimum"] = bound(*field.min);
+    if (field.max) property["maximum"] = bound(*field.max);
     property["title"] = field.label;
     std::string description = field.help;
     if (!field.unit.empty()) description += (description.empty() ? "" : " ") + std::string("(unit: ") + field.unit + ")";
