@@ -236,31 +236,29 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   // ---- API walk
-  void new_patient() {
+  // patient.create, then case.open for that patient; `then` gets the new case's view.
+  void open_case(std::function<void(json::object& view)> then) {
     ++patients_;
     json::object params{{"given_name", "Bench"},
                         {"family_name", "Patient" + std::to_string(index_) + "x" + std::to_string(patients_)},
                         {"birth_date", "1980-01-01"}};
-    call("patient.create", std::move(params), [this](json::object& answer) {
+    call("patient.create", std::move(params), [this, then = std::move(then)](json::object& answer) {
       json::object params{{"patient_id", answer.at("result").at("patient_id")}, {"workflow", run_.options.workflow}};
-      call("case.open", std::move(params), [this](json::object& answer) { walk(answer.at("result").as_object()); });
+      call("case.open", std::move(params), [then](json::object& answer) { then(answer.at("result").as_object()); });
     });
+  }
+
+  void new_patient() {
+    open_case([this](json::object& view) { walk(view); });
   }
 
   // ---- submit: cases opened before the clock starts, kept as their case.open answer (text, not
   // parsed: a parsed view takes several times the memory and there may be tens of thousands).
   void open_for_later() {
-    ++patients_;
-    json::object params{{"given_name", "Bench"},
-                        {"family_name", "Patient" + std::to_string(index_) + "x" + std::to_string(patients_)},
-                        {"birth_date", "1980-01-01"}};
-    call("patient.create", std::move(params), [this](json::object& answer) {
-      json::object params{{"patient_id", answer.at("result").at("patient_id")}, {"workflow", run_.options.workflow}};
-      call("case.open", std::move(params), [this](json::object& answer) {
-        opened_.push_back(json::serialize(answer.at("result")));
-        if (--setup_left_ > 0) return open_for_later();
-        report_ready();
-      });
+    open_case([this](json::object& view) {
+      opened_.push_back(json::serialize(view));
+      if (--setup_left_ > 0) return open_for_later();
+      report_ready();
     });
   }
 
