@@ -104,9 +104,11 @@ for c in $connections; do
     e=$(bench echo --echo "127.0.0.1:$echo_port" -c "$c")
     g=$(bench get --api "ws://127.0.0.1:$api_port/v1/ws" --token "$token" --workflow ketamine_iv_tasks --phase get -c "$c")
     w=$(bench walk --api "ws://127.0.0.1:$api_port/v1/ws" --token "$token" --workflow ketamine_iv_tasks --phase walk -c "$c")
-    # Enough open cases per connection (2 submits each) that none runs out within the window.
+    # Enough open cases per connection (2 submits each) that none runs out within the window:
+    # one connection alone submits up to ~1,000/s, each of 64 up to ~250/s (with room to spare).
+    per_second=$((c <= 1 ? 800 : c <= 16 ? 320 : 160))
     s=$(bench submit --api "ws://127.0.0.1:$api_port/v1/ws" --token "$token" --workflow ketamine_iv_tasks --phase submit \
-          -c "$c" --setup-cases $((seconds * 150)))
+          -c "$c" --setup-cases $((seconds * per_second)))
     results+=("$c $r|$e|$g|$w|$s")
     echo "C=$c run $r done (load average $(cut -d' ' -f1 /proc/loadavg))" >&2
   done
