@@ -2,9 +2,9 @@
 # The benchmark tools still work end to end: clinicflow_echo answers, and clinicflow_bench runs
 # each phase against a real clinicflowd without an error and does what the phase is for. Nothing
 # here is timed; the figures themselves are docs/performance.md's.
-#   bench_smoke_test.sh CLINICFLOWD CLINICFLOW_BENCH CLINICFLOW_ECHO SOURCE_DIR
+#   bench_smoke_test.sh CLINICFLOWD CLINICFLOW_BENCH CLINICFLOW_ECHO SOURCE_DIR BUILD_DIR
 set -euo pipefail
-server=$1 bench=$2 echo_server=$3 source_dir=$4
+server=$1 bench=$2 echo_server=$3 source_dir=$4 build_dir=$5
 tmp=$(mktemp -d)
 source "$(dirname "$0")/server_harness.sh"
 echo_pid=""
@@ -13,21 +13,9 @@ trap '[ -n "$echo_pid" ] && kill "$echo_pid" 2>/dev/null; cleanup' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 field() { sed -E "s/.* $1=([^ ]+).*/\1/" <<< "$2"; }
 
-mkdir -p "$tmp/workflows" "$tmp/var"
-cp "$source_dir/tools/bench/ketamine_iv_tasks.toml" "$tmp/workflows/"
-cat > "$tmp/clinicflow.toml" <<TOML
-[server]
-listen = "127.0.0.1:0"
-clock = "virtual"
-[paths]
-data_dir = "$tmp/var"
-workflows_dir = "$tmp/workflows"
-[roles.frontdesk]
-[roles.nurse]
-[roles.prescriber]
-[roles.billing]
-[roles.admin]
-TOML
+# The data directory and configuration run.sh uses.
+source "$source_dir/tools/bench/data_dir.sh"
+bench_data_dir "$tmp" "$build_dir" "$source_dir"
 start_server "$server" "$tmp/clinicflow.toml" http
 token=$(head -1 "$tmp/var/admin.token")
 api="ws://127.0.0.1:$port/v1/ws"

@@ -52,35 +52,8 @@ wait_port() {
   return 1
 }
 
-mkdir -p "$tmp/workflows" "$tmp/var"
-cp "$source_dir/tools/bench/ketamine_iv_tasks.toml" "$tmp/workflows/"
-# The shipped settings (config/clinicflow.toml): limits, roles, synchronous = "full"; loopback,
-# port 0, the virtual clock, no plugins (the bench workflow uses staff tasks only).
-cat > "$tmp/clinicflow.toml" <<TOML
-[server]
-listen = "127.0.0.1:0"
-clock = "virtual"
-[paths]
-data_dir = "$tmp/var"
-workflows_dir = "$tmp/workflows"
-plugins_dir = "$build/plugins"
-[log]
-level = "info"
-[storage]
-synchronous = "full"
-[api]
-max_message_bytes = 4194304
-max_connections = 256
-requests_per_second = 10000
-idle_timeout = "5m"
-auth_timeout = "10s"
-max_queued_bytes = 16777216
-[roles.frontdesk]
-[roles.nurse]
-[roles.prescriber]
-[roles.billing]
-[roles.admin]
-TOML
+source "$source_dir/tools/bench/data_dir.sh"
+bench_data_dir "$tmp" "$build" "$source_dir"
 
 "$echo_bin" 0 > "$tmp/echo.out" 2>&1 &
 pids+=($!)
