@@ -48,8 +48,16 @@ class FakeHandler : public api::MessageHandler {
  public:
   std::atomic<bool> authenticate{true};
 
-  ~FakeHandler() override {
-    for (auto& t : answerers_) t.join();
+  ~FakeHandler() override { join_answerers(); }
+  // The threads answering "later:" messages hold their connection; a test ends them before the
+  // listener goes.
+  void join_answerers() {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(mutex_);
+      threads.swap(answerers_);
+    }
+    for (auto& t : threads) t.join();
   }
 
   void on_open(const std::shared_ptr<api::Connection>& connection, std::optional<std::string> bearer_token) override {
@@ -63,11 +71,20 @@ class FakeHandler : public api::MessageHandler {
     leave();
   }
 
-  void on_message(const std::shared_ptr<api::Connection>&, std::string_view text, Reply reply) override {
+  void on_message(const std::shared_ptr<api::Connection>& connection, std::string_view text, Reply reply) override {
     enter();
     std::optional<std::string> answer;
     if (text != "silent") answer = "echo:" + std::string(text);
     leave();
+    if (text.starts_with("push-then-answer:")) {
+      // Notifications sent from another thread while this call waits (as the committer sends a
+      // timer's events while clock.advance waits for them), then the answer, from here.
+      std::thread pusher([connection] {
+        for (int i = 1; i <= 3; ++i) connection->send("event " + std::to_string(i));
+      });
+      pusher.join();
+      return reply(std::move(answer));
+    }
     if (text.starts_with("later:")) {
       std::lock_guard lock(mutex_);
       answerers_.emplace_back([reply = std::move(reply), answer = std::move(answer)]() mutable {
@@ -437,6 +454,18 @@ TEST_CASE("answers given during on_message and later from another thread go out 
   for (const auto& m : sent) REQUIRE(!client.write(m));
   for (const auto& m : sent) CHECK(client.read() == "echo:" + m);
   CHECK_FALSE(server.handler->overlapped());
+  server.handler->join_answerers();
+}
+
+TEST_CASE("notifications sent while on_message runs arrive before its answer", "[ws]") {
+  Server server;
+  WsClient client;
+  REQUIRE(!client.connect(server.port()));
+  for (int round = 0; round < 20; ++round) {
+    REQUIRE(!client.write("push-then-answer:" + std::to_string(round)));
+    for (int i = 1; i <= 3; ++i) CHECK(client.read() == "event " + std::to_string(i));
+    CHECK(client.read() == "echo:push-then-answer:" + std::to_string(round));
+  }
 }
 
 TEST_CASE("notifications pushed from another thread arrive in order", "[ws]") {

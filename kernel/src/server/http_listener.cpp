@@ -145,7 +145,9 @@ class WsSession final : public WsSessionBase, public std::enable_shared_from_thi
   void send(std::string text) override {
     if (closed_.load(std::memory_order_relaxed)) return;
     if (!reserve_bytes(text.size())) return;
+    sends_in_flight_.fetch_add(1, std::memory_order_release);
     net::post(ws_.get_executor(), [self = this->shared_from_this(), text = std::move(text)]() mutable {
+      self->sends_in_flight_.fetch_sub(1, std::memory_order_relaxed);
       self->enqueue(std::move(text));
     });
   }
@@ -253,7 +255,9 @@ class WsSession final : public WsSessionBase, public std::enable_shared_from_thi
   // Hands the message to the API; the next frame is read once it has answered (a write answers
   // when it is durable, from the committer thread), so this connection's answers stay in order.
   // An answer given before on_message returns (a read) is kept and sent right after, without a
-  // trip through the io_context's queue; one from another thread is posted here.
+  // trip through the io_context's queue — unless notifications sent before it are still in
+  // that queue (a clock.advance waits while the committer sends its timers' events): then it is
+  // posted behind them, so they arrive first. One from another thread is posted here.
   void handle() {
     auto data = buffer_.data();
     std::string_view text(static_cast<const char*>(data.data()), data.size());
@@ -261,7 +265,8 @@ class WsSession final : public WsSessionBase, public std::enable_shared_from_thi
     try {
       shared_->handler->on_message(this->shared_from_this(), text, [self = this->shared_from_this()](std::optional<std::string> answer) {
         // in_handler_ is touched only on the listener's thread, so it is read only there.
-        if (self->ws_.get_executor().running_in_this_thread() && self->in_handler_) {
+        if (self->ws_.get_executor().running_in_this_thread() && self->in_handler_ &&
+            self->sends_in_flight_.load(std::memory_order_acquire) == 0) {
           self->early_answer_ = std::move(answer);
           self->answered_early_ = true;
           return;
@@ -441,6 +446,7 @@ class WsSession final : public WsSessionBase, public std::enable_shared_from_thi
   beast::flat_buffer buffer_;
   std::deque<std::string> queue_;  // outgoing text frames; the front one is being written
   std::atomic<std::size_t> queued_bytes_{0};
+  std::atomic<std::size_t> sends_in_flight_{0};  // send()s posted, not yet queued
   std::atomic<bool> overflowed_{false};
   std::atomic<bool> closed_{false};  // no more frames accepted (closing or closed)
   bool writing_ = false;
