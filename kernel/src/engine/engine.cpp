@@ -111,7 +111,7 @@ void Engine::queue(Command& c, Completion done) {
   store::CaseWrite write{c.base_revision, std::move(c.events), to_record(c.state), pending_timers(c.state), std::move(c.messages)};
   // Serialized here, on the deciding thread, and the JSON tree freed here too: the committer is
   // the serial part of every write, so it does neither.
-  write.state_json = json::serialize(write.projection.state);
+  if (!write.events.empty()) write.state_json = json::serialize(write.projection.state);  // else nothing is written
   write.projection.state = {};
   // One immutable object from here on: the overlay, the commit and the cache of committed cases
   // share it rather than each copying the case.

@@ -37,7 +37,12 @@ class LruMap {
       entries_.pop_back();
     }
     entries_.emplace_front(key, std::move(value));
-    index_.emplace(key, entries_.begin());
+    try {
+      index_.emplace(key, entries_.begin());
+    } catch (...) {
+      entries_.pop_front();  // no entry the index does not know
+      throw;
+    }
   }
 
   bool erase(const Key& key) {
