@@ -78,8 +78,9 @@ for c in $connections; do
     g=$(bench get --api "ws://127.0.0.1:$api_port/v1/ws" --token "$token" --workflow ketamine_iv_tasks --phase get -c "$c")
     w=$(bench walk --api "ws://127.0.0.1:$api_port/v1/ws" --token "$token" --workflow ketamine_iv_tasks --phase walk -c "$c")
     # Enough open cases per connection (2 submits each) that none runs out within the window:
-    # one connection alone submits up to ~1,000/s, each of 64 up to ~250/s (with room to spare).
-    per_second=$((c <= 1 ? 800 : c <= 16 ? 320 : 160))
+    # one connection alone submits up to ~1,600/s, each of 16 up to ~620/s, each of 64 up to
+    # ~250/s; each case takes 2.
+    per_second=$((c <= 1 ? 1000 : c <= 16 ? 400 : 200))
     s=$(bench submit --api "ws://127.0.0.1:$api_port/v1/ws" --token "$token" --workflow ketamine_iv_tasks --phase submit \
           -c "$c" --setup-cases $((seconds * per_second)))
     results+=("$c $r|$e|$g|$w|$s")
