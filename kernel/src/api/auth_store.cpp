@@ -24,9 +24,13 @@ namespace clinicflow::api {
 namespace json = boost::json;
 using store::StoreError;
 
+void random_bytes(void* out, std::size_t bytes) {
+  if (RAND_bytes(static_cast<unsigned char*>(out), static_cast<int>(bytes)) != 1) throw std::runtime_error("the random number generator failed");
+}
+
 std::string random_hex(std::size_t bytes) {
   std::vector<unsigned char> buf(bytes);
-  if (RAND_bytes(buf.data(), static_cast<int>(buf.size())) != 1) throw std::runtime_error("the random number generator failed");
+  random_bytes(buf.data(), buf.size());
   static const char* digits = "0123456789abcdef";
   std::string out;
   out.reserve(bytes * 2);
@@ -226,8 +230,7 @@ std::optional<std::filesystem::path> SqliteAuthStore::ensure_admin_token(const s
 
 void SqliteAuthStore::create_patient(Patient p, PatientDone done) {
   std::uint64_t random_bits = 0;
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(&random_bits), sizeof random_bits) != 1)
-    throw std::runtime_error("the random number generator failed");
+  random_bytes(&random_bits, sizeof random_bits);
   p.patient_id = util::record_id("p_", random_bits);
   p.created_at = clock_.now();
   {

@@ -151,7 +151,9 @@ class SqliteAuthStore {
   std::thread audit_thread_;
 };
 
-// Random bytes from OpenSSL as lowercase hex (2 digits per byte).
+// Random bytes from OpenSSL (throws when its generator fails), raw or as lowercase hex (2 digits
+// per byte).
+void random_bytes(void* out, std::size_t bytes);
 std::string random_hex(std::size_t bytes);
 std::string sha256_hex(std::string_view text);
 

@@ -184,7 +184,8 @@ namespace {
 // the first statement and the only source of RevisionConflict (write_group relies on that).
 void apply_write(SqliteConnection& c, const CaseWrite& w) {
   const CaseRecord& p = w.projection;
-  const std::string state = w.state_json.empty() ? boost::json::serialize(p.state) : w.state_json;
+  std::string serialized_here;  // only for a write built without state_json; else no copy
+  const std::string& state = w.state_json.empty() ? (serialized_here = boost::json::serialize(p.state)) : w.state_json;
   if (w.expected_revision == 0) {
     auto exists = c.prepare("SELECT 1 FROM cases WHERE case_id = ?1");
     exists.bind(1, p.case_id);

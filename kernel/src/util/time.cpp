@@ -24,9 +24,6 @@ std::optional<std::int64_t> days_from_civil(int y, int m, int d) {
   return sys_days{ymd}.time_since_epoch().count();
 }
 
-}  // namespace
-
-namespace {
 // `width` zero-padded digits of `value` at `out`. Every case view formats several times, and
 // snprintf's format parsing showed in its profile.
 void put_digits(char* out, unsigned value, int width) {
