@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -95,6 +96,12 @@ class GatedStore final : public store::CaseStore {
     return real_.write_group(batch);
   }
   void write(std::span<const store::CaseWrite> batch) override { real_.write(batch); }
+  // Upkeep: `on_maintain` (when set) runs first and may throw, as a failing checkpoint would.
+  std::function<void()> on_maintain;
+  void maintain() override {
+    if (on_maintain) on_maintain();
+    real_.maintain();
+  }
   // The next read_case, once it has read the database, waits until release_read(): a read that
   // started before a commit and ends after it.
   std::atomic<bool> hold_next_read{false};
@@ -384,4 +391,45 @@ TEST_CASE_METHOD(Fixture, "a read of a case that a commit overtook is answered b
   auto now = engine->get_case(x);
   CHECK(now->revision == completed.revision);
   CHECK(now->status == "completed");
+}
+
+TEST_CASE_METHOD(Fixture, "the store's upkeep runs after a group is answered, and its failure harms no command") {
+  std::string id = open();
+  engine->drain();
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<bool> answered_when_maintained;  // per maintain(): was the command answered by then?
+  std::atomic<bool> answered{false}, fail{false};
+  store.on_maintain = [&] {
+    {
+      std::lock_guard lock(m);
+      answered_when_maintained.push_back(answered.load());
+    }
+    cv.notify_all();
+    if (fail) throw store::StoreError("test: the checkpoint failed");
+  };
+  auto wait_for_maintain = [&](std::size_t n) {
+    std::unique_lock lock(m);
+    return cv.wait_for(lock, std::chrono::seconds(10), [&] { return answered_when_maintained.size() >= n; });
+  };
+
+  Answer a;
+  engine->submit(id, "first", {{"n", 1}}, kNurse, std::nullopt, [&](const CaseState* state, std::exception_ptr error) {
+    answered = true;
+    a.done()(state, error);
+  });
+  CHECK_FALSE(a.get().second);
+  REQUIRE(wait_for_maintain(1));
+  CHECK(answered_when_maintained.at(0));  // the answer went out first
+
+  fail = true;  // logged by the committer; the next command is still committed and answered
+  Answer b;
+  engine->submit(id, "second", {{"n", 2}}, kNurse, std::nullopt, b.done());
+  auto [state, error] = b.get();
+  CHECK_FALSE(error);
+  REQUIRE(state);
+  CHECK(state->status == "completed");
+  REQUIRE(wait_for_maintain(2));
+  engine->drain();
+  CHECK(engine->get_case(id)->status == "completed");
 }

@@ -607,3 +607,50 @@ TEST_CASE("a case's messages are listed in the order they were queued", "[store]
   REQUIRE(listed.size() == 12);
   for (int i = 0; i < 12; ++i) CHECK(listed[i].id == "c1-" + std::to_string(i + 2));
 }
+
+namespace {
+
+// `count` new cases whose stored state is `bytes` long, so each fills a page of its own.
+std::vector<CaseWrite> bulky_cases(int first, int count, std::size_t bytes) {
+  std::vector<CaseWrite> out;
+  for (int i = first; i < first + count; ++i) {
+    CaseWrite w = new_case("c_bulk_" + std::to_string(i), 1);
+    w.projection.state["padding"] = std::string(bytes, 'x');
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("group commits leave the checkpoint to maintain(), which keeps the log bounded", "[store][checkpoint]") {
+  TempDir dir;
+  auto store = open_store(dir, "normal");  // the checkpoint does not depend on the fsync mode
+  const fs::path db = dir.path() / "clinicflow.db", wal = dir.path() / "clinicflow.db-wal";
+  const std::uintmax_t page = std::stoull(RawDb(db).scalar("PRAGMA page_size"));
+  const std::uintmax_t frame = page + 24;  // each log frame: a 24-byte header and the page
+  const int groups = 300, per_group = 10;
+  const auto threshold = static_cast<std::uintmax_t>(SqliteCaseStore::kCheckpointFrames);
+
+  SECTION("without maintain() the log only grows: no commit copies it back") {
+    const std::uintmax_t db_before = fs::file_size(db);
+    for (int g = 0; g < groups; ++g) store.write_group(bulky_cases(g * per_group, per_group, 3000));
+    CHECK(fs::file_size(wal) > 2 * threshold * frame);
+    CHECK(fs::file_size(db) == db_before);  // every page written is still only in the log
+    store.maintain();                       // now the checkpoint runs: the pages reach the database
+    CHECK(fs::file_size(db) > (groups * per_group / 2) * page);
+  }
+  SECTION("with maintain() after each group the log is reused and stays near the threshold") {
+    std::uintmax_t largest_group = 0, before = 0;
+    for (int g = 0; g < groups; ++g) {
+      store.write_group(bulky_cases(g * per_group, per_group, 3000));
+      std::uintmax_t now = fs::file_size(wal);
+      if (now > before) largest_group = std::max(largest_group, now - before);
+      before = now;
+      store.maintain();
+    }
+    INFO("log " << fs::file_size(wal) << " bytes; largest group " << largest_group << " bytes");
+    CHECK(fs::file_size(wal) <= threshold * frame + 2 * largest_group + 32);
+    CHECK(RawDb(db).scalar("SELECT count(*) FROM cases") == std::to_string(groups * per_group));
+  }
+}

@@ -169,6 +169,13 @@ void Engine::commit_loop() {
     }
     commit_group(group);
     group.clear();
+    // After the answers are out, not inside the commit: whoever waited on the group does not
+    // also wait for the store's upkeep (SQLite's checkpoint, a few ms every ~20 groups here).
+    try {
+      store_.maintain();
+    } catch (const std::exception& e) {
+      spdlog::error("store upkeep after a group commit failed: {}", e.what());
+    }
   }
 }
 

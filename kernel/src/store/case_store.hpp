@@ -107,6 +107,9 @@ class CaseStore {
   // after a conflict; SqliteCaseStore does it in one transaction, checking each write's revision
   // before writing any of it.
   virtual std::vector<std::string> write_group(std::span<const CaseWrite> batch);
+  // Upkeep a commit may leave for later, done when the caller has nothing waiting on it (the
+  // engine's committer calls it after answering a group). Throws StoreError on I/O failure.
+  virtual void maintain() {}
 
   virtual std::optional<CaseRecord> read_case(const std::string& case_id) = 0;
   virtual std::vector<EventRecord> read_events(const std::string& case_id) = 0;

@@ -163,6 +163,9 @@ SqliteCaseStore::SqliteCaseStore(const SqliteOptions& options) {
     writer_->exec(("PRAGMA user_version=" + std::to_string(next)).c_str());
     tx.commit();
   }
+  // Group commits check the log after answering (maintain()); the store's other, rare writes
+  // check it themselves.
+  writer_->defer_checkpoints();
   reader_ = std::make_unique<Connection>(options.path, options.synchronous);
 }
 
@@ -236,6 +239,7 @@ void SqliteCaseStore::write(std::span<const CaseWrite> batch) {
   Transaction tx(*writer_);
   for (const CaseWrite& w : batch) apply_write(*writer_, w);
   tx.commit();
+  writer_->checkpoint_if_over(kCheckpointFrames);
 }
 
 std::vector<std::string> SqliteCaseStore::write_group(std::span<const CaseWrite> batch) {
@@ -254,6 +258,11 @@ std::vector<std::string> SqliteCaseStore::write_group(std::span<const CaseWrite>
   }
   tx.commit();
   return outcome;
+}
+
+void SqliteCaseStore::maintain() {
+  std::lock_guard lock(write_mutex_);
+  writer_->checkpoint_if_over(kCheckpointFrames);
 }
 
 std::optional<CaseRecord> SqliteCaseStore::read_case(const std::string& case_id) {
@@ -344,6 +353,7 @@ void SqliteCaseStore::update_message(const OutboxMessage& m) {
   if (m.delivered_at) s.bind(6, *m.delivered_at);
   s.step();
   if (writer_->changes() != 1) throw StoreError("no outbox message '" + m.id + "'");
+  writer_->checkpoint_if_over(kCheckpointFrames);
 }
 
 std::vector<OutboxMessage> SqliteCaseStore::case_messages(const std::string& case_id) {
@@ -370,6 +380,7 @@ void SqliteCaseStore::write_setting(const std::string& key, const std::string& v
       "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
   s.bind(1, key).bind(2, value);
   s.step();
+  writer_->checkpoint_if_over(kCheckpointFrames);
 }
 
 }  // namespace clinicflow::store

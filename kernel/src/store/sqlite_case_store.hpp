@@ -25,6 +25,9 @@ class SqliteCaseStore final : public CaseStore {
 
   void write(std::span<const CaseWrite> batch) override;
   std::vector<std::string> write_group(std::span<const CaseWrite> batch) override;
+  // The checkpoint write_group leaves undone: once the log holds kCheckpointFrames pages, they
+  // are copied back into the database file (passive: readers are not waited for).
+  void maintain() override;
   std::optional<CaseRecord> read_case(const std::string& case_id) override;
   std::vector<EventRecord> read_events(const std::string& case_id) override;
   std::vector<CaseRecord> query_cases(const CaseQuery& query) override;
@@ -36,6 +39,8 @@ class SqliteCaseStore final : public CaseStore {
   std::vector<OutboxMessage> case_messages(const std::string& case_id) override;
   std::optional<std::string> read_setting(const std::string& key) override;
   void write_setting(const std::string& key, const std::string& value) override;
+
+  static constexpr int kCheckpointFrames = 1000;  // SQLite's own automatic threshold
 
   int schema_version();
   static int latest_schema_version();

@@ -1,6 +1,7 @@
 #include "store/sqlite_connection.hpp"
 
 #include <chrono>
+#include <mutex>
 #include <thread>
 
 #include "store/case_store.hpp"
@@ -54,10 +55,20 @@ int wait_while_busy(void*, int attempts) {
   return 1;
 }
 
+// Process-wide, before the first connection: SQLite's allocation statistics take one global
+// mutex around every malloc and free, which the committer, the readers and the audit writer
+// then contend for; nothing here reads those statistics. (Too late once SQLite is initialised,
+// e.g. by a plugin: then the call fails harmlessly and the statistics stay on.)
+void configure_sqlite_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+}
+
 }  // namespace
 
 SqliteConnection::SqliteConnection(const std::filesystem::path& path, const std::string& synchronous, bool create)
     : path_(path.string()) {
+  configure_sqlite_once();
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
   if (sqlite3_open_v2(path_.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
     std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
@@ -70,6 +81,10 @@ SqliteConnection::SqliteConnection(const std::filesystem::path& path, const std:
     exec("PRAGMA journal_mode=WAL");
     exec(synchronous == "normal" ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
     exec("PRAGMA foreign_keys=ON");
+    // Database pages are read through a read-only memory map instead of a pread each (SQLite
+    // still writes with pwrite, so a stray write cannot reach the file); past the map's end,
+    // reads fall back to pread.
+    exec("PRAGMA mmap_size=1073741824");
   } catch (...) {
     sqlite3_close(db_);  // the destructor does not run for a constructor that throws
     throw;
@@ -98,6 +113,24 @@ void SqliteConnection::exec(const char* sql) {
     sqlite3_free(message);
     throw StoreError("database " + path_ + ": " + why);
   }
+}
+
+void SqliteConnection::defer_checkpoints() {
+  // Replaces SQLite's automatic checkpoint hook, which runs inside COMMIT.
+  sqlite3_wal_hook(
+      db_,
+      [](void* self, sqlite3*, const char*, int frames) {
+        static_cast<SqliteConnection*>(self)->wal_frames_ = frames;
+        return SQLITE_OK;
+      },
+      this);
+}
+
+bool SqliteConnection::checkpoint_if_over(int frames) {
+  if (wal_frames_ < frames) return false;
+  wal_frames_ = 0;
+  if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr) != SQLITE_OK) fail("checkpoint");
+  return true;
 }
 
 int SqliteConnection::changes() { return sqlite3_changes(db_); }

@@ -47,9 +47,17 @@ class SqliteConnection {
   int changes();
   [[noreturn]] void fail(const char* what);
 
+  // Checkpoints on request instead of inside the COMMIT that crosses SQLite's threshold, so
+  // the caller decides when the copying happens (the committer: after it has answered).
+  void defer_checkpoints();
+  // With defer_checkpoints(): a passive checkpoint when the write-ahead log has grown to at
+  // least `frames` pages since the last one. True when one ran.
+  bool checkpoint_if_over(int frames);
+
  private:
   std::string path_;
   sqlite3* db_ = nullptr;
+  int wal_frames_ = 0;  // the log's length after this connection's last commit
   std::map<const char*, sqlite3_stmt*> statements_;
 };
 
