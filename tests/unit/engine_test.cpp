@@ -6,6 +6,7 @@
 #include "engine/scheduler.hpp"
 #include "store/sqlite_case_store.hpp"
 
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <catch2/catch.hpp>
 
@@ -483,6 +484,48 @@ TEST_CASE("the virtual clock continues where it stopped") {
   CHECK(store.read_setting(Engine::kVirtualClockSetting) == std::to_string(kStart + kDay));
   engine.advance_clock_to(kStart, clock);  // never backwards
   CHECK(clock.now() == kStart + kDay);
+}
+
+TEST_CASE_METHOD(Fixture, "the case view's text is JSON whose task schemas are the loaded ones, pasted or not") {
+  std::string id = to_series(open().case_id).case_id;
+  std::vector<CaseState> states{*engine.get_case(id), one_session(id)};
+  advance(24 * kHour);
+  states.push_back(*engine.get_case(id));
+  CaseState odd = states.back();
+  odd.data["free_text"] = json::object{{"note", "said \"stop\" \\ ünï\n\t\x01"}};
+  odd.reason = "closed: \"why\"";
+  // Two open tasks and two timers at once (no shipped step order gives that), to render lists.
+  ActiveStep task = odd.active.front(), timer = task;
+  task.waiting = false;
+  task.due = clock.now();
+  timer.waiting = true;
+  timer.opens_at = clock.now() + kHour;
+  odd.active = {task, timer, task, timer};
+  states.push_back(odd);
+
+  auto wf = engine.workflow_of(states.front());
+  workflow::Workflow unpasted = *wf;  // as if built in code: no serialized schemas
+  for (auto& step : unpasted.steps) step.schema_json.clear();
+  bool saw_timer = false;
+  for (const CaseState& state : states) {
+    INFO("revision " << state.revision);
+    std::string text = case_view_json(state, *wf);
+    CHECK(case_view_json(state, unpasted) == text);
+    json::error_code ec;
+    json::value view = json::parse(text, ec);
+    REQUIRE_FALSE(ec);
+    const json::array& tasks = view.at("open_tasks").as_array();
+    const json::array& timers = view.at("timers").as_array();
+    auto waiting = std::count_if(state.active.begin(), state.active.end(), [](const ActiveStep& a) { return a.waiting; });
+    CHECK(timers.size() == static_cast<std::size_t>(waiting));
+    CHECK(tasks.size() == state.active.size() - static_cast<std::size_t>(waiting));
+    saw_timer = saw_timer || !timers.empty();
+    for (const auto& task : tasks) CHECK(task.at("schema") == json::value(wf->find_step(task.at("step").as_string())->schema));
+    CHECK(view.at("data") == json::value(state.data));
+    CHECK(view.at("revision") == state.revision);
+    if (!state.reason.empty()) CHECK(view.at("reason") == state.reason.c_str());
+  }
+  CHECK(saw_timer);
 }
 
 TEST_CASE_METHOD(Fixture, "the case view gives clients each open task's form as JSON Schema") {

@@ -388,10 +388,10 @@ json::object message_json(const store::OutboxMessage& m, bool include_body) {
 
 }  // namespace
 
-json::value Api::view(const engine::CaseState& state) const {
+std::string Api::view(const engine::CaseState& state) const {
   auto wf = engine_.workflow_of(state);
   if (!wf) throw RpcError::refused("workflow '" + state.workflow_id + "' version " + std::to_string(state.workflow_version) + " is not loaded");
-  return engine::case_view(state, *wf);
+  return engine::case_view_json(state, *wf);
 }
 
 bool Api::run_write(Session& session, const std::string& method, Params& p, const std::shared_ptr<std::string>& target,
@@ -401,7 +401,7 @@ bool Api::run_write(Session& session, const std::string& method, Params& p, cons
     if (state && target->empty()) *target = state->case_id;
     if (error) return respond(nullptr, error);
     try {
-      respond(view(*state), nullptr);
+      respond(Result::serialized(std::make_shared<const std::string>(view(*state))), nullptr);
     } catch (...) {
       respond(nullptr, std::current_exception());
     }
@@ -548,7 +548,7 @@ Result Api::run(Session& session, const std::shared_ptr<Connection>& connection,
     std::string case_id = case_id_param();
     p.finish();
     auto state = require_case(case_id);
-    return Result::serialized(views_.get(state, [&] { return json::serialize(view(*state)); }));
+    return Result::serialized(views_.get(state, [&] { return view(*state); }));
   }
   if (method == "case.list") {
     store::CaseQuery query;

@@ -72,7 +72,7 @@ class Api final : public MessageHandler {
   // The writes (patient.create, case.open, case.submit, case.close, case.retry): answered once durable.
   bool run_write(Session& session, const std::string& method, Params& params, const std::shared_ptr<std::string>& target,
                  Respond respond);
-  boost::json::value view(const engine::CaseState& state) const;
+  std::string view(const engine::CaseState& state) const;  // serialized
   std::shared_ptr<Session> session_of(const Connection& connection) const;
   bool allowed(const Identity& identity, const std::string& method) const;
   void login(Session& session, std::optional<Identity> identity);

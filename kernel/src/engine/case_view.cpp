@@ -2,45 +2,118 @@
 
 #include "workflow/form.hpp"
 
+#include <boost/json/parse.hpp>
+#include <boost/json/serializer.hpp>
+
+#include <string_view>
+
 namespace clinicflow::engine {
 namespace json = boost::json;
 
-json::object case_view(const CaseState& s, const workflow::Workflow& wf) {
-  json::array open_tasks, timers;
-  for (const auto& a : s.active) {
-    const workflow::StepDef* step = wf.find_step(a.step);
-    if (a.waiting) {
-      timers.push_back({{"step", a.step}, {"due", format_rfc3339(a.opens_at.value_or(0))}});
-      continue;
-    }
-    json::object task{{"step", a.step}, {"title", step ? step->title : a.step}, {"overdue", a.overdue}};
-    json::array roles;
-    if (step)
-      for (const auto& r : step->roles) roles.emplace_back(r);
-    task["roles"] = std::move(roles);
-    task["kind"] = step && step->kind == workflow::StepKind::automatic ? "automatic" : "task";
-    if (step) task["schema"] = step->schema;
-    if (a.due) task["due"] = format_rfc3339(*a.due);
-    if (a.repetition > 0) task["repetition"] = a.repetition;
-    if (!a.last_error.empty()) task["error"] = a.last_error;
-    open_tasks.push_back(std::move(task));
+namespace {
+
+// Appends boost::json's serialization of one value, without a string of its own per value.
+class JsonText {
+ public:
+  explicit JsonText(std::string& out) : out_(out) {}
+  template <class T>
+  JsonText& value(const T& v) {
+    serializer_.reset(&v);
+    drain();
+    return *this;
   }
-  json::object view{{"case_id", s.case_id},
-                    {"patient_id", s.patient_id},
-                    {"workflow", s.workflow_id},
-                    {"version", s.workflow_version},
-                    {"status", s.status},
-                    {"stage", s.stage},
-                    {"revision", s.revision},
-                    {"open_tasks", std::move(open_tasks)},
-                    {"timers", std::move(timers)},
-                    {"data", s.data},
-                    {"opened_at", format_rfc3339(s.created_at)},
-                    {"updated_at", format_rfc3339(s.updated_at)}};
-  if (s.repetition > 0) view["repetition"] = s.repetition;
-  if (!s.outcome.empty()) view["outcome"] = s.outcome;
-  if (!s.reason.empty()) view["reason"] = s.reason;
-  return view;
+  JsonText& value(std::string_view v) {
+    serializer_.reset(v);
+    drain();
+    return *this;
+  }
+  JsonText& value(std::int64_t v) {
+    out_ += std::to_string(v);
+    return *this;
+  }
+  JsonText& value(bool v) {
+    out_ += v ? "true" : "false";
+    return *this;
+  }
+  // `name` is one of this file's literals: plain ASCII, nothing to escape.
+  JsonText& key(std::string_view name, bool first = false) {
+    if (!first) out_ += ',';
+    out_ += '"';
+    out_ += name;
+    out_ += "\":";
+    return *this;
+  }
+  JsonText& raw(std::string_view text) {
+    out_ += text;
+    return *this;
+  }
+
+ private:
+  void drain() {
+    char buffer[1024];
+    while (!serializer_.done()) out_ += serializer_.read(buffer, sizeof buffer);
+  }
+  std::string& out_;
+  json::serializer serializer_;
+};
+
+}  // namespace
+
+std::string case_view_json(const CaseState& s, const workflow::Workflow& wf) {
+  // Written piece by piece, each piece by boost::json, so that every open task's form schema
+  // (serialized once when the workflow was loaded) is pasted in, not deep-copied into a tree
+  // and serialized again for every answer: it is most of a view's size.
+  std::string out;
+  out.reserve(2048);
+  JsonText j(out);
+  j.raw("{").key("case_id", true).value(std::string_view(s.case_id)).key("patient_id").value(std::string_view(s.patient_id));
+  j.key("workflow").value(std::string_view(s.workflow_id)).key("version").value(std::int64_t{s.workflow_version});
+  j.key("status").value(std::string_view(s.status)).key("stage").value(std::string_view(s.stage));
+  j.key("revision").value(s.revision).key("open_tasks").raw("[");
+  bool first = true;
+  for (const auto& a : s.active) {
+    if (a.waiting) continue;
+    const workflow::StepDef* step = wf.find_step(a.step);
+    j.raw(first ? "{" : ",{");
+    first = false;
+    j.key("step", true).value(std::string_view(a.step)).key("title").value(std::string_view(step ? step->title : a.step));
+    j.key("overdue").value(a.overdue).key("roles").raw("[");
+    if (step)
+      for (std::size_t i = 0; i < step->roles.size(); ++i) j.raw(i ? "," : "").value(std::string_view(step->roles[i]));
+    j.raw("]").key("kind").value(std::string_view(step && step->kind == workflow::StepKind::automatic ? "automatic" : "task"));
+    if (step) {
+      j.key("schema");
+      if (step->schema_json.empty())  // a workflow built in code rather than by WorkflowLoader
+        j.value(step->schema);
+      else
+        j.raw(step->schema_json);
+    }
+    if (a.due) j.key("due").value(std::string_view(format_rfc3339(*a.due)));
+    if (a.repetition > 0) j.key("repetition").value(std::int64_t{a.repetition});
+    if (!a.last_error.empty()) j.key("error").value(std::string_view(a.last_error));
+    j.raw("}");
+  }
+  j.raw("]").key("timers").raw("[");
+  first = true;
+  for (const auto& a : s.active) {
+    if (!a.waiting) continue;
+    j.raw(first ? "{" : ",{");
+    first = false;
+    j.key("step", true).value(std::string_view(a.step)).key("due").value(std::string_view(format_rfc3339(a.opens_at.value_or(0))));
+    j.raw("}");
+  }
+  j.raw("]").key("data").value(s.data);
+  j.key("opened_at").value(std::string_view(format_rfc3339(s.created_at)));
+  j.key("updated_at").value(std::string_view(format_rfc3339(s.updated_at)));
+  if (s.repetition > 0) j.key("repetition").value(std::int64_t{s.repetition});
+  if (!s.outcome.empty()) j.key("outcome").value(std::string_view(s.outcome));
+  if (!s.reason.empty()) j.key("reason").value(std::string_view(s.reason));
+  j.raw("}");
+  return out;
+}
+
+json::object case_view(const CaseState& s, const workflow::Workflow& wf) {
+  return std::move(json::parse(case_view_json(s, wf)).as_object());
 }
 
 json::object event_view(const store::EventRecord& e) {

@@ -84,6 +84,7 @@ struct StepDef {
   std::size_t index = 0;               // position in the file
   Location where;
   boost::json::object schema;          // the form as JSON Schema (form_schema), built once at load
+  std::string schema_json;             // `schema` serialized, pasted into every case view
 
   const FieldDef* find_field(std::string_view name) const;
 };

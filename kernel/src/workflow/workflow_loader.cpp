@@ -4,6 +4,7 @@
 
 #include "util/toml_json.hpp"
 
+#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
 #include <toml++/toml.h>
@@ -86,7 +87,10 @@ class WorkflowReader {
     std::stable_sort(errors_.begin(), errors_.end(),
                      [](const SourceError& a, const SourceError& b) { return std::tie(a.line, a.column) < std::tie(b.line, b.column); });
     if (!errors_.empty()) return {nullptr, std::move(errors_), std::move(unanswered_plugins_)};
-    for (auto& step : workflow->steps) step.schema = form_schema(step);  // every case view sends it
+    for (auto& step : workflow->steps) {  // every case view sends it
+      step.schema = form_schema(step);
+      step.schema_json = boost::json::serialize(step.schema);
+    }
     return {std::move(workflow), {}, {}};
   }
 
