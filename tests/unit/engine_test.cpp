@@ -697,3 +697,42 @@ TEST_CASE("committed cases in memory: the least recently used one makes room, a 
   get("b");
   CHECK(reads["b"] == 3);  // not kept: read again
 }
+
+TEST_CASE("a case state survives its stored JSON text field by field") {
+  CaseState s;
+  s.case_id = "c_1";
+  s.patient_id = "p_\"1\"";
+  s.workflow_id = "flow";
+  s.workflow_version = 7;
+  s.status = "closed";
+  s.outcome = "closed";
+  s.reason = "moved away \\ \"abroad\" ünï\n";
+  s.stage = "induction";
+  s.repetition = 3;
+  s.revision = 42;
+  s.created_at = -5;  // before 1970: still an integer
+  s.updated_at = 1'800'000'000'123;
+  s.active = {{"session", true, 10, 20, std::nullopt, false, 3, ""},
+              {"call", false, 11, std::nullopt, 99, true, 0, "plugin \"x\" failed"}};
+  s.data = json::object{{"session", json::object{{"dose_mg", 35.5}, {"note", "a\tb"}, {"list", json::array{1, nullptr, true}}}}};
+  s.completed = {{"consent", 5}, {"odd \"step\"", 6}};
+
+  std::string text = to_json_text(s);
+  json::error_code ec;
+  json::value parsed = json::parse(text, ec);
+  REQUIRE_FALSE(ec);
+  CaseState back = from_json(parsed.as_object());
+  CHECK(to_json_text(back) == text);  // nothing lost or renamed between writer and reader
+  CHECK(back.reason == s.reason);
+  CHECK(back.created_at == -5);
+  REQUIRE(back.active.size() == 2);
+  CHECK(back.active[0].waiting);
+  CHECK(back.active[0].opens_at == 20);
+  CHECK_FALSE(back.active[0].due);
+  CHECK(back.active[1].due == 99);
+  CHECK(back.active[1].overdue);
+  CHECK(back.active[1].last_error == "plugin \"x\" failed");
+  CHECK(back.completed.at("odd \"step\"") == 6);
+  CHECK(json::value(back.data) == json::value(s.data));
+  CHECK(json::value(to_json(s)) == parsed);
+}

@@ -1,5 +1,9 @@
 #include "engine/case_state.hpp"
 
+#include "util/json_text.hpp"
+
+#include <boost/json/parse.hpp>
+
 #include <algorithm>
 
 namespace clinicflow::engine {
@@ -86,23 +90,37 @@ CaseState replay(const std::string& case_id, const std::vector<store::EventRecor
   return state;
 }
 
-json::object to_json(const CaseState& s) {
-  json::array active;
-  for (const auto& a : s.active) {
-    json::object o{{"step", a.step}, {"waiting", a.waiting}, {"since", a.since}, {"overdue", a.overdue}, {"repetition", a.repetition}};
-    if (a.opens_at) o["opens_at"] = *a.opens_at;
-    if (a.due) o["due"] = *a.due;
-    if (!a.last_error.empty()) o["last_error"] = a.last_error;
-    active.push_back(std::move(o));
+std::string to_json_text(const CaseState& s) {
+  // Written straight to text (the deciding thread does this for every write): building the
+  // tree first would deep-copy the case's data only to serialize and free it again.
+  std::string out;
+  out.reserve(1024);
+  util::JsonText j(out);
+  j.raw("{").key("case_id", true).value(s.case_id).key("patient_id").value(s.patient_id);
+  j.key("workflow").value(s.workflow_id).key("version").value(s.workflow_version);
+  j.key("status").value(s.status).key("outcome").value(s.outcome).key("reason").value(s.reason);
+  j.key("stage").value(s.stage).key("repetition").value(s.repetition).key("revision").value(s.revision);
+  j.key("created_at").value(s.created_at).key("updated_at").value(s.updated_at).key("active").raw("[");
+  for (std::size_t i = 0; i < s.active.size(); ++i) {
+    const ActiveStep& a = s.active[i];
+    j.raw(i ? ",{" : "{").key("step", true).value(a.step).key("waiting").value(a.waiting).key("since").value(a.since);
+    j.key("overdue").value(a.overdue).key("repetition").value(a.repetition);
+    if (a.opens_at) j.key("opens_at").value(*a.opens_at);
+    if (a.due) j.key("due").value(*a.due);
+    if (!a.last_error.empty()) j.key("last_error").value(a.last_error);
+    j.raw("}");
   }
-  json::object completed;
-  for (const auto& [step, at] : s.completed) completed[step] = at;
-  return {{"case_id", s.case_id},       {"patient_id", s.patient_id}, {"workflow", s.workflow_id},
-          {"version", s.workflow_version}, {"status", s.status},     {"outcome", s.outcome},
-          {"reason", s.reason},         {"stage", s.stage},           {"repetition", s.repetition},
-          {"revision", s.revision},     {"created_at", s.created_at}, {"updated_at", s.updated_at},
-          {"active", std::move(active)}, {"data", s.data},            {"completed", std::move(completed)}};
+  j.raw("]").key("data").value(s.data).key("completed").raw("{");
+  bool first = true;
+  for (const auto& [step, at] : s.completed) {
+    j.raw(first ? "" : ",").value(step).raw(":").value(at);  // a step id as a key, escaped like any string
+    first = false;
+  }
+  j.raw("}}");
+  return out;
 }
+
+json::object to_json(const CaseState& s) { return std::move(json::parse(to_json_text(s)).as_object()); }
 
 CaseState from_json(const json::object& o) {
   CaseState s;
@@ -136,9 +154,14 @@ CaseState from_json(const json::object& o) {
   return s;
 }
 
+store::CaseRecord to_columns(const CaseState& s) {
+  return {s.case_id, s.patient_id, s.workflow_id, s.workflow_version, s.status, s.stage, s.revision, s.created_at, s.updated_at, {}};
+}
+
 store::CaseRecord to_record(const CaseState& s) {
-  return {s.case_id, s.patient_id, s.workflow_id, s.workflow_version, s.status, s.stage, s.revision, s.created_at, s.updated_at,
-          to_json(s)};
+  store::CaseRecord r = to_columns(s);
+  r.state = to_json(s);
+  return r;
 }
 
 std::vector<store::TimerRecord> pending_timers(const CaseState& s) {

@@ -61,10 +61,14 @@ struct CaseState {
 void apply(CaseState& state, const std::string& case_id, const store::EventRecord& event);
 CaseState replay(const std::string& case_id, const std::vector<store::EventRecord>& events);
 
+// The state as stored in the projection row; from_json reads it back. to_json is the same
+// document as an object (parsed from to_json_text, so the two cannot differ).
+std::string to_json_text(const CaseState& state);
 boost::json::object to_json(const CaseState& state);
 CaseState from_json(const boost::json::object& json);
 
-store::CaseRecord to_record(const CaseState& state);
+store::CaseRecord to_record(const CaseState& state);   // with `state` as to_json
+store::CaseRecord to_columns(const CaseState& state);  // the row's columns only; `state` left empty
 std::vector<store::TimerRecord> pending_timers(const CaseState& state);
 
 }  // namespace clinicflow::engine

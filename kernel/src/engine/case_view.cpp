@@ -1,63 +1,16 @@
 #include "engine/case_view.hpp"
 
+#include "util/json_text.hpp"
 #include "workflow/form.hpp"
 
 #include <boost/json/parse.hpp>
-#include <boost/json/serializer.hpp>
 
 #include <string_view>
 
 namespace clinicflow::engine {
 namespace json = boost::json;
 
-namespace {
-
-// Appends boost::json's serialization of one value, without a string of its own per value.
-class JsonText {
- public:
-  explicit JsonText(std::string& out) : out_(out) {}
-  template <class T>
-  JsonText& value(const T& v) {
-    serializer_.reset(&v);
-    drain();
-    return *this;
-  }
-  JsonText& value(std::string_view v) {
-    serializer_.reset(v);
-    drain();
-    return *this;
-  }
-  JsonText& value(std::int64_t v) {
-    out_ += std::to_string(v);
-    return *this;
-  }
-  JsonText& value(bool v) {
-    out_ += v ? "true" : "false";
-    return *this;
-  }
-  // `name` is one of this file's literals: plain ASCII, nothing to escape.
-  JsonText& key(std::string_view name, bool first = false) {
-    if (!first) out_ += ',';
-    out_ += '"';
-    out_ += name;
-    out_ += "\":";
-    return *this;
-  }
-  JsonText& raw(std::string_view text) {
-    out_ += text;
-    return *this;
-  }
-
- private:
-  void drain() {
-    char buffer[1024];
-    while (!serializer_.done()) out_ += serializer_.read(buffer, sizeof buffer);
-  }
-  std::string& out_;
-  json::serializer serializer_;
-};
-
-}  // namespace
+using util::JsonText;
 
 std::string case_view_json(const CaseState& s, const workflow::Workflow& wf) {
   // Written piece by piece, each piece by boost::json, so that every open task's form schema
@@ -66,9 +19,9 @@ std::string case_view_json(const CaseState& s, const workflow::Workflow& wf) {
   std::string out;
   out.reserve(2048);
   JsonText j(out);
-  j.raw("{").key("case_id", true).value(std::string_view(s.case_id)).key("patient_id").value(std::string_view(s.patient_id));
-  j.key("workflow").value(std::string_view(s.workflow_id)).key("version").value(std::int64_t{s.workflow_version});
-  j.key("status").value(std::string_view(s.status)).key("stage").value(std::string_view(s.stage));
+  j.raw("{").key("case_id", true).value(s.case_id).key("patient_id").value(s.patient_id);
+  j.key("workflow").value(s.workflow_id).key("version").value(s.workflow_version);
+  j.key("status").value(s.status).key("stage").value(s.stage);
   j.key("revision").value(s.revision).key("open_tasks").raw("[");
   bool first = true;
   for (const auto& a : s.active) {
@@ -76,11 +29,11 @@ std::string case_view_json(const CaseState& s, const workflow::Workflow& wf) {
     const workflow::StepDef* step = wf.find_step(a.step);
     j.raw(first ? "{" : ",{");
     first = false;
-    j.key("step", true).value(std::string_view(a.step)).key("title").value(std::string_view(step ? step->title : a.step));
+    j.key("step", true).value(a.step).key("title").value(step ? step->title : a.step);
     j.key("overdue").value(a.overdue).key("roles").raw("[");
     if (step)
-      for (std::size_t i = 0; i < step->roles.size(); ++i) j.raw(i ? "," : "").value(std::string_view(step->roles[i]));
-    j.raw("]").key("kind").value(std::string_view(step && step->kind == workflow::StepKind::automatic ? "automatic" : "task"));
+      for (std::size_t i = 0; i < step->roles.size(); ++i) j.raw(i ? "," : "").value(step->roles[i]);
+    j.raw("]").key("kind").value(step && step->kind == workflow::StepKind::automatic ? "automatic" : "task");
     if (step) {
       j.key("schema");
       if (step->schema_json.empty())  // a workflow built in code rather than by WorkflowLoader
@@ -88,9 +41,9 @@ std::string case_view_json(const CaseState& s, const workflow::Workflow& wf) {
       else
         j.raw(step->schema_json);
     }
-    if (a.due) j.key("due").value(std::string_view(format_rfc3339(*a.due)));
-    if (a.repetition > 0) j.key("repetition").value(std::int64_t{a.repetition});
-    if (!a.last_error.empty()) j.key("error").value(std::string_view(a.last_error));
+    if (a.due) j.key("due").value(format_rfc3339(*a.due));
+    if (a.repetition > 0) j.key("repetition").value(a.repetition);
+    if (!a.last_error.empty()) j.key("error").value(a.last_error);
     j.raw("}");
   }
   j.raw("]").key("timers").raw("[");
@@ -99,15 +52,15 @@ std::string case_view_json(const CaseState& s, const workflow::Workflow& wf) {
     if (!a.waiting) continue;
     j.raw(first ? "{" : ",{");
     first = false;
-    j.key("step", true).value(std::string_view(a.step)).key("due").value(std::string_view(format_rfc3339(a.opens_at.value_or(0))));
+    j.key("step", true).value(a.step).key("due").value(format_rfc3339(a.opens_at.value_or(0)));
     j.raw("}");
   }
   j.raw("]").key("data").value(s.data);
-  j.key("opened_at").value(std::string_view(format_rfc3339(s.created_at)));
-  j.key("updated_at").value(std::string_view(format_rfc3339(s.updated_at)));
-  if (s.repetition > 0) j.key("repetition").value(std::int64_t{s.repetition});
-  if (!s.outcome.empty()) j.key("outcome").value(std::string_view(s.outcome));
-  if (!s.reason.empty()) j.key("reason").value(std::string_view(s.reason));
+  j.key("opened_at").value(format_rfc3339(s.created_at));
+  j.key("updated_at").value(format_rfc3339(s.updated_at));
+  if (s.repetition > 0) j.key("repetition").value(s.repetition);
+  if (!s.outcome.empty()) j.key("outcome").value(s.outcome);
+  if (!s.reason.empty()) j.key("reason").value(s.reason);
   j.raw("}");
   return out;
 }

@@ -108,11 +108,9 @@ Engine::Command Engine::load(const std::string& case_id) {
 }
 
 void Engine::queue(Command& c, Completion done) {
-  store::CaseWrite write{c.base_revision, std::move(c.events), to_record(c.state), pending_timers(c.state), std::move(c.messages)};
-  // Serialized here, on the deciding thread, and the JSON tree freed here too: the committer is
-  // the serial part of every write, so it does neither.
-  if (!write.events.empty()) write.state_json = json::serialize(write.projection.state);  // else nothing is written
-  write.projection.state = {};
+  store::CaseWrite write{c.base_revision, std::move(c.events), to_columns(c.state), pending_timers(c.state), std::move(c.messages), {}};
+  // Serialized here, on the deciding thread: the committer is the serial part of every write.
+  if (!write.events.empty()) write.state_json = to_json_text(c.state);  // else nothing is written
   // One immutable object from here on: the overlay, the commit and the cache of committed cases
   // share it rather than each copying the case.
   auto state = std::make_shared<const CaseState>(std::move(c.state));
