@@ -21,6 +21,12 @@ SqliteConnection::Statement& SqliteConnection::Statement::bind(int index, std::s
   return *this;
 }
 
+SqliteConnection::Statement& SqliteConnection::Statement::bind(int index, const std::string& text) {
+  if (sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC) != SQLITE_OK)
+    connection_.fail("bind");
+  return *this;
+}
+
 SqliteConnection::Statement& SqliteConnection::Statement::bind(int index, std::int64_t value) {
   if (sqlite3_bind_int64(stmt_, index, value) != SQLITE_OK) connection_.fail("bind");
   return *this;

@@ -20,7 +20,11 @@ class SqliteConnection {
     Statement(SqliteConnection& connection, sqlite3_stmt* stmt) : connection_(connection), stmt_(stmt) {}
     Statement(const Statement&) = delete;
     ~Statement();
+    // Text is copied by SQLite, except a named std::string: that one is bound in place and must
+    // outlive the statement's last step() (every caller binds a value it holds until then).
     Statement& bind(int index, std::string_view text);
+    Statement& bind(int index, const std::string& text);
+    Statement& bind(int index, std::string&& text) { return bind(index, std::string_view(text)); }
     Statement& bind(int index, std::int64_t value);
     bool step();  // true while there is a row to read
     std::int64_t integer(int column);
