@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "store/case_store.hpp"
+#include "store/wal_write_vfs.hpp"
 
 #include <sqlite3.h>
 
@@ -76,7 +77,7 @@ SqliteConnection::SqliteConnection(const std::filesystem::path& path, const std:
     : path_(path.string()) {
   configure_sqlite_once();
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
-  if (sqlite3_open_v2(path_.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(path_.c_str(), &db_, flags, wal_write_vfs()) != SQLITE_OK) {
     std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
     db_ = nullptr;
