@@ -8,6 +8,7 @@
 #include <boost/json/serializer.hpp>
 #include <boost/json/value.hpp>
 
+#include <charconv>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -28,7 +29,8 @@ class JsonText {
   JsonText& value(const std::string& v) { return value(std::string_view(v)); }
   JsonText& value(const char* v) { return value(std::string_view(v)); }
   JsonText& value(std::int64_t v) {
-    out_ += std::to_string(v);
+    char digits[24];
+    out_.append(digits, std::to_chars(digits, digits + sizeof digits, v).ptr);
     return *this;
   }
   JsonText& value(int v) { return value(std::int64_t{v}); }
