@@ -718,6 +718,15 @@ TEST_CASE("a case state survives its stored JSON text field by field") {
   s.completed = {{"consent", 5}, {"odd \"step\"", 6}};
 
   std::string text = to_json_text(s);
+  INFO(text);
+  // The stored format, member by member (databases keep it: a change here needs a migration).
+  CHECK(text ==
+        R"({"case_id":"c_1","patient_id":"p_\"1\"","workflow":"flow","version":7,"status":"closed","outcome":"closed",)"
+        R"("reason":"moved away \\ \"abroad\" ünï\n","stage":"induction","repetition":3,"revision":42,"created_at":-5,)"
+        R"("updated_at":1800000000123,"active":[{"step":"session","waiting":true,"since":10,"overdue":false,"repetition":3,)"
+        R"("opens_at":20},{"step":"call","waiting":false,"since":11,"overdue":true,"repetition":0,"due":99,)"
+        R"("last_error":"plugin \"x\" failed"}],"data":{"session":{"dose_mg":3.55E1,"note":"a\tb","list":[1,null,true]}},)"
+        R"("completed":{"consent":5,"odd \"step\"":6}})");
   json::error_code ec;
   json::value parsed = json::parse(text, ec);
   REQUIRE_FALSE(ec);
@@ -734,5 +743,4 @@ TEST_CASE("a case state survives its stored JSON text field by field") {
   CHECK(back.active[1].last_error == "plugin \"x\" failed");
   CHECK(back.completed.at("odd \"step\"") == 6);
   CHECK(json::value(back.data) == json::value(s.data));
-  CHECK(json::value(to_json(s)) == parsed);
 }

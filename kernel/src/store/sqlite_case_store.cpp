@@ -4,6 +4,7 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
 #include <map>
@@ -239,7 +240,7 @@ void SqliteCaseStore::write(std::span<const CaseWrite> batch) {
   Transaction tx(*writer_);
   for (const CaseWrite& w : batch) apply_write(*writer_, w);
   tx.commit();
-  writer_->checkpoint_if_over(kCheckpointFrames);
+  checkpoint_after_commit();
 }
 
 std::vector<std::string> SqliteCaseStore::write_group(std::span<const CaseWrite> batch) {
@@ -263,6 +264,15 @@ std::vector<std::string> SqliteCaseStore::write_group(std::span<const CaseWrite>
 void SqliteCaseStore::maintain() {
   std::lock_guard lock(write_mutex_);
   writer_->checkpoint_if_over(kCheckpointFrames);
+}
+
+void SqliteCaseStore::checkpoint_after_commit() {
+  // The write is durable by now: a failed checkpoint must not make it look failed.
+  try {
+    writer_->checkpoint_if_over(kCheckpointFrames);
+  } catch (const StoreError& e) {
+    spdlog::error("checkpoint after a write: {}", e.what());
+  }
 }
 
 std::optional<CaseRecord> SqliteCaseStore::read_case(const std::string& case_id) {
@@ -353,7 +363,7 @@ void SqliteCaseStore::update_message(const OutboxMessage& m) {
   if (m.delivered_at) s.bind(6, *m.delivered_at);
   s.step();
   if (writer_->changes() != 1) throw StoreError("no outbox message '" + m.id + "'");
-  writer_->checkpoint_if_over(kCheckpointFrames);
+  checkpoint_after_commit();
 }
 
 std::vector<OutboxMessage> SqliteCaseStore::case_messages(const std::string& case_id) {
@@ -380,7 +390,7 @@ void SqliteCaseStore::write_setting(const std::string& key, const std::string& v
       "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
   s.bind(1, key).bind(2, value);
   s.step();
-  writer_->checkpoint_if_over(kCheckpointFrames);
+  checkpoint_after_commit();
 }
 
 }  // namespace clinicflow::store

@@ -48,6 +48,8 @@ class SqliteCaseStore final : public CaseStore {
   using Connection = SqliteConnection;
 
  private:
+  void checkpoint_after_commit();  // under write_mutex_; logs a failure instead of throwing
+
   std::unique_ptr<Connection> writer_;
   std::unique_ptr<Connection> reader_;
   std::mutex write_mutex_;

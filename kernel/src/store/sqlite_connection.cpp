@@ -92,6 +92,10 @@ SqliteConnection::SqliteConnection(const std::filesystem::path& path, const std:
     // still writes with pwrite, so a stray write cannot reach the file); past the map's end,
     // reads fall back to pread.
     exec("PRAGMA mmap_size=1073741824");
+    // A transaction's log frames are written only by its commit, never spilled before it: the
+    // precondition of wal_write_vfs (a transaction that rolls back has written nothing). A large
+    // transaction (a migration) holds its pages in memory instead.
+    exec("PRAGMA cache_spill=OFF");
   } catch (...) {
     sqlite3_close(db_);  // the destructor does not run for a constructor that throws
     throw;
@@ -135,8 +139,12 @@ void SqliteConnection::defer_checkpoints() {
 
 bool SqliteConnection::checkpoint_if_over(int frames) {
   if (wal_frames_ < frames) return false;
+  int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  // Busy: another connection is checkpointing right now (the auth store's keeps SQLite's own);
+  // the next call tries again.
+  if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) return false;
   wal_frames_ = 0;
-  if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr) != SQLITE_OK) fail("checkpoint");
+  if (rc != SQLITE_OK) fail("checkpoint");
   return true;
 }
 

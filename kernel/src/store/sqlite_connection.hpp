@@ -54,14 +54,17 @@ class SqliteConnection {
   // Checkpoints on request instead of inside the COMMIT that crosses SQLite's threshold, so
   // the caller decides when the copying happens (the committer: after it has answered).
   void defer_checkpoints();
-  // With defer_checkpoints(): a passive checkpoint when the write-ahead log has grown to at
-  // least `frames` pages since the last one. True when one ran.
+  // With defer_checkpoints(): a passive checkpoint when the write-ahead log held at least
+  // `frames` pages after this connection's last commit (as SQLite's own automatic checkpoint:
+  // while readers keep the log from being reset, that is after every commit). True when one
+  // ran; false also when another connection was checkpointing (tried again next call). Throws
+  // StoreError when the checkpoint fails.
   bool checkpoint_if_over(int frames);
 
  private:
   std::string path_;
   sqlite3* db_ = nullptr;
-  int wal_frames_ = 0;  // the log's length after this connection's last commit
+  int wal_frames_ = 0;  // the log's length after this connection's last commit (0: checkpointed since)
   std::map<const char*, sqlite3_stmt*> statements_;
 };
 

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <new>
 #include <mutex>
 #include <string>
 
@@ -11,15 +12,19 @@ namespace {
 
 // SQLite appends each write-ahead-log frame as two writes (its 24-byte header, then the page),
 // so a group commit of ~60 pages cost ~120 pwrite calls on the committer, the one serial thread
-// of every write. This shim over the default VFS gathers a log file's consecutive appends in
-// memory and hands them to the real file in one write, before anything that could observe the
-// file: a sync, a read, a size query, a truncate, a close, and the end of every committed
-// transaction (so a reader never finds a committed frame missing, whatever the sync mode). A
-// write that does not continue the gathered run (SQLite overwriting a frame) flushes first.
-// Every other file, and every other method of the log, goes to the real VFS untouched.
+// of every write. This shim over the default VFS gathers a log file's appends in memory and
+// hands them to the real file once the transaction's commit frame is complete (the page after a
+// header whose commit field is set), and before a sync, read, size query, truncate or close.
+//
+// Precondition, set by SqliteConnection: cache_spill is off, so SQLite writes a transaction's
+// frames only inside its commit, all of them ending in the commit frame; a transaction that
+// rolls back has written nothing to the log. (With spills, frames of a transaction that later
+// rolled back would sit here after the write lock was released, and could be written over
+// frames another connection committed meanwhile.) A write that does not extend the gathered
+// run goes straight through, after what was gathered; a write that fails here discards the run.
 
 constexpr const char* kName = "clinicflow-wal";
-constexpr std::size_t kMaxGathered = 4 << 20;  // flushed early past this many bytes
+constexpr std::size_t kMaxGathered = 4 << 20;  // flushed early at this many bytes
 constexpr int kFrameHeaderBytes = 24;          // a WAL frame header (sqlite.org/fileformat2.html#walformat)
 
 sqlite3_vfs* real_vfs = nullptr;
@@ -68,19 +73,26 @@ int log_read(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
 
 int log_write(sqlite3_file* file, const void* data, int amount, sqlite3_int64 offset) {
   LogFile* f = log_of(file);
-  if (!f->gathered) f->gathered = new std::string();
-  std::string& g = *f->gathered;
-  bool continues = !g.empty() && offset == f->gathered_at + static_cast<sqlite3_int64>(g.size());
-  if (!g.empty() && (!continues || g.size() + static_cast<std::size_t>(amount) > kMaxGathered))
-    if (int rc = flush(f); rc != SQLITE_OK) return rc;
-  if (g.empty()) f->gathered_at = offset;
-  g.append(static_cast<const char*>(data), static_cast<std::size_t>(amount));
+  const auto* bytes = static_cast<const unsigned char*>(data);
+  bool was_commit_header = f->commit_frame_next;
   // A frame header's bytes 4..7 hold the database size after commit, non-zero only on the last
   // frame of a transaction: once its page is written, the transaction's frames go out.
-  bool was_commit_header = f->commit_frame_next;
-  const auto* bytes = static_cast<const unsigned char*>(data);
   f->commit_frame_next = amount == kFrameHeaderBytes && (bytes[4] | bytes[5] | bytes[6] | bytes[7]) != 0;
-  if (was_commit_header && !f->commit_frame_next) return flush(f);
+  bool extends = f->gathered && !f->gathered->empty() && offset == f->gathered_at + static_cast<sqlite3_int64>(f->gathered->size());
+  bool starts = !f->gathered || f->gathered->empty();
+  if (!extends && !starts) {  // not an append to the run: the run first, then this write as it is
+    if (int rc = flush(f); rc != SQLITE_OK) return rc;
+    return f->real->pMethods->xWrite(f->real, data, amount, offset);
+  }
+  try {
+    if (!f->gathered) f->gathered = new std::string();
+    if (starts) f->gathered_at = offset;
+    f->gathered->append(reinterpret_cast<const char*>(bytes), static_cast<std::size_t>(amount));
+  } catch (const std::bad_alloc&) {
+    if (f->gathered) f->gathered->clear();  // SQLite fails the transaction; nothing half-gathered stays
+    return SQLITE_IOERR_NOMEM;
+  }
+  if ((was_commit_header && !f->commit_frame_next) || f->gathered->size() >= kMaxGathered) return flush(f);
   return SQLITE_OK;
 }
 
@@ -108,10 +120,8 @@ int log_unlock(sqlite3_file* f, int level) { return log_of(f)->real->pMethods->x
 int log_check_reserved(sqlite3_file* f, int* out) {
   return log_of(f)->real->pMethods->xCheckReservedLock(log_of(f)->real, out);
 }
-int log_file_control(sqlite3_file* file, int op, void* arg) {
-  LogFile* f = log_of(file);
-  if (int rc = flush(f); rc != SQLITE_OK) return rc;  // e.g. a size hint or persist setting
-  return f->real->pMethods->xFileControl(f->real, op, arg);
+int log_file_control(sqlite3_file* f, int op, void* arg) {
+  return log_of(f)->real->pMethods->xFileControl(log_of(f)->real, op, arg);
 }
 int log_sector_size(sqlite3_file* f) { return log_of(f)->real->pMethods->xSectorSize(log_of(f)->real); }
 int log_device_characteristics(sqlite3_file* f) {
