@@ -282,7 +282,7 @@ Verdict verify_database(const fs::path& db, const std::map<std::string, std::int
         problem("case " + id + ": stored projection " + json::serialize(stored) + " differs from the replayed " +
                 json::serialize(expected));
       // The indexed columns agree with the projection too.
-      store::CaseRecord columns = engine::to_record(replayed);
+      store::CaseRecord columns = engine::to_columns(replayed);
       if (std::tie(record.patient_id, record.workflow_id, record.workflow_version, record.status, record.stage, record.revision,
                    record.created_at, record.updated_at) !=
           std::tie(columns.patient_id, columns.workflow_id, columns.workflow_version, columns.status, columns.stage,

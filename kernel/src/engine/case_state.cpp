@@ -96,27 +96,22 @@ std::string to_json_text(const CaseState& s) {
   std::string out;
   out.reserve(1024);
   util::JsonText j(out);
-  j.raw("{").key("case_id", true).value(s.case_id).key("patient_id").value(s.patient_id);
+  j.begin_object().key("case_id").value(s.case_id).key("patient_id").value(s.patient_id);
   j.key("workflow").value(s.workflow_id).key("version").value(s.workflow_version);
   j.key("status").value(s.status).key("outcome").value(s.outcome).key("reason").value(s.reason);
   j.key("stage").value(s.stage).key("repetition").value(s.repetition).key("revision").value(s.revision);
-  j.key("created_at").value(s.created_at).key("updated_at").value(s.updated_at).key("active").raw("[");
-  for (std::size_t i = 0; i < s.active.size(); ++i) {
-    const ActiveStep& a = s.active[i];
-    j.raw(i ? ",{" : "{").key("step", true).value(a.step).key("waiting").value(a.waiting).key("since").value(a.since);
+  j.key("created_at").value(s.created_at).key("updated_at").value(s.updated_at).key("active").begin_array();
+  for (const ActiveStep& a : s.active) {
+    j.begin_object().key("step").value(a.step).key("waiting").value(a.waiting).key("since").value(a.since);
     j.key("overdue").value(a.overdue).key("repetition").value(a.repetition);
     if (a.opens_at) j.key("opens_at").value(*a.opens_at);
     if (a.due) j.key("due").value(*a.due);
     if (!a.last_error.empty()) j.key("last_error").value(a.last_error);
-    j.raw("}");
+    j.end_object();
   }
-  j.raw("]").key("data").value(s.data).key("completed").raw("{");
-  bool first = true;
-  for (const auto& [step, at] : s.completed) {
-    j.raw(first ? "" : ",").value(step).raw(":").value(at);  // a step id as a key, escaped like any string
-    first = false;
-  }
-  j.raw("}}");
+  j.end_array().key("data").value(s.data).key("completed").begin_object();
+  for (const auto& [step, at] : s.completed) j.member(step).value(at);  // a step id as a name, escaped like any string
+  j.end_object().end_object();
   return out;
 }
 
@@ -158,11 +153,6 @@ store::CaseRecord to_columns(const CaseState& s) {
   return {s.case_id, s.patient_id, s.workflow_id, s.workflow_version, s.status, s.stage, s.revision, s.created_at, s.updated_at, {}};
 }
 
-store::CaseRecord to_record(const CaseState& s) {
-  store::CaseRecord r = to_columns(s);
-  r.state = to_json(s);
-  return r;
-}
 
 std::vector<store::TimerRecord> pending_timers(const CaseState& s) {
   std::vector<store::TimerRecord> out;

@@ -67,8 +67,8 @@ std::string to_json_text(const CaseState& state);
 boost::json::object to_json(const CaseState& state);
 CaseState from_json(const boost::json::object& json);
 
-store::CaseRecord to_record(const CaseState& state);   // with `state` as to_json
-store::CaseRecord to_columns(const CaseState& state);  // the row's columns only; `state` left empty
+// The projection row's columns; `state` is left empty (the row stores to_json_text).
+store::CaseRecord to_columns(const CaseState& state);
 std::vector<store::TimerRecord> pending_timers(const CaseState& state);
 
 }  // namespace clinicflow::engine

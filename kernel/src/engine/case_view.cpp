@@ -19,49 +19,40 @@ std::string case_view_json(const CaseState& s, const workflow::Workflow& wf) {
   std::string out;
   out.reserve(2048);
   JsonText j(out);
-  j.raw("{").key("case_id", true).value(s.case_id).key("patient_id").value(s.patient_id);
+  j.begin_object().key("case_id").value(s.case_id).key("patient_id").value(s.patient_id);
   j.key("workflow").value(s.workflow_id).key("version").value(s.workflow_version);
   j.key("status").value(s.status).key("stage").value(s.stage);
-  j.key("revision").value(s.revision).key("open_tasks").raw("[");
-  bool first = true;
+  j.key("revision").value(s.revision).key("open_tasks").begin_array();
   for (const auto& a : s.active) {
     if (a.waiting) continue;
     const workflow::StepDef* step = wf.find_step(a.step);
-    j.raw(first ? "{" : ",{");
-    first = false;
-    j.key("step", true).value(a.step).key("title").value(step ? step->title : a.step);
-    j.key("overdue").value(a.overdue).key("roles").raw("[");
+    j.begin_object().key("step").value(a.step).key("title").value(step ? step->title : a.step);
+    j.key("overdue").value(a.overdue).key("roles").begin_array();
     if (step)
-      for (std::size_t i = 0; i < step->roles.size(); ++i) j.raw(i ? "," : "").value(step->roles[i]);
-    j.raw("]").key("kind").value(step && step->kind == workflow::StepKind::automatic ? "automatic" : "task");
+      for (const auto& role : step->roles) j.value(role);
+    j.end_array().key("kind").value(step && step->kind == workflow::StepKind::automatic ? "automatic" : "task");
     if (step) {
       j.key("schema");
       if (step->schema_json.empty())  // a workflow built in code rather than by WorkflowLoader
         j.value(step->schema);
       else
-        j.raw(step->schema_json);
+        j.json(step->schema_json);
     }
     if (a.due) j.key("due").value(format_rfc3339(*a.due));
     if (a.repetition > 0) j.key("repetition").value(a.repetition);
     if (!a.last_error.empty()) j.key("error").value(a.last_error);
-    j.raw("}");
+    j.end_object();
   }
-  j.raw("]").key("timers").raw("[");
-  first = true;
-  for (const auto& a : s.active) {
-    if (!a.waiting) continue;
-    j.raw(first ? "{" : ",{");
-    first = false;
-    j.key("step", true).value(a.step).key("due").value(format_rfc3339(a.opens_at.value_or(0)));
-    j.raw("}");
-  }
-  j.raw("]").key("data").value(s.data);
+  j.end_array().key("timers").begin_array();
+  for (const auto& a : s.active)
+    if (a.waiting) j.begin_object().key("step").value(a.step).key("due").value(format_rfc3339(a.opens_at.value_or(0))).end_object();
+  j.end_array().key("data").value(s.data);
   j.key("opened_at").value(format_rfc3339(s.created_at));
   j.key("updated_at").value(format_rfc3339(s.updated_at));
   if (s.repetition > 0) j.key("repetition").value(s.repetition);
   if (!s.outcome.empty()) j.key("outcome").value(s.outcome);
   if (!s.reason.empty()) j.key("reason").value(s.reason);
-  j.raw("}");
+  j.end_object();
   return out;
 }
 

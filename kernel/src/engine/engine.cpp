@@ -3,7 +3,6 @@
 #include "engine/message_render.hpp"
 #include "util/record_id.hpp"
 
-#include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
