@@ -407,6 +407,45 @@ TEST_CASE("creating a case whose id exists is a conflict", "[store][conflict]") 
   CHECK(timers_of(store, "a") == std::vector<TimerRecord>{{"a", "referral", "overdue", 100}});
 }
 
+TEST_CASE("a group's write for a missing case writes nothing, and every foreign key holds", "[store][conflict][integrity]") {
+  // The store's writer does not check foreign keys itself (see SqliteCaseStore's constructor):
+  // each write proves its case exists before it adds rows referring to it. This fails if a
+  // write ever adds an event, timer or message before that proof.
+  TempDir dir;
+  auto store = open_store(dir);
+  write_one(store, new_case("a", 2, {{"a", "referral", "overdue", 100}}));
+
+  auto with_children = [](CaseWrite w, const std::string& id) {
+    w.timers = {{id, "intake", "overdue", 300}, {id, "consent", "open", 400}};
+    OutboxMessage m;
+    m.id = id + "-1";
+    m.case_id = id;
+    m.plugin = "outbox_file";
+    m.template_name = "reminder";
+    m.recipient = "patient";
+    w.messages.push_back(m);
+    return w;
+  };
+  std::vector<CaseWrite> group{with_children(next_write("ghost", 4, 2), "ghost"), with_children(next_write("a", 2, 1), "a"),
+                               with_children(new_case("b", 1), "b")};
+  auto outcome = store.write_group(group);
+  REQUIRE(outcome.size() == 3);
+  CHECK_THAT(outcome[0], Catch::Matchers::Contains("ghost"));
+  CHECK(outcome[1].empty());
+  CHECK(outcome[2].empty());
+
+  RawDb raw(dir.path() / "clinicflow.db");
+  for (const char* table : {"cases", "events", "timers", "outbox"})
+    CHECK(raw.scalar(std::string("SELECT count(*) FROM ") + table + " WHERE case_id = 'ghost'") == "0");
+  CHECK(raw.scalar("SELECT count(*) FROM events WHERE case_id = 'a'") == "3");
+  CHECK(raw.scalar("SELECT count(*) FROM timers WHERE case_id = 'b'") == "2");
+  CHECK(raw.scalar("SELECT count(*) FROM outbox WHERE case_id IN ('a', 'b')") == "2");
+  CHECK(raw.scalar("SELECT count(*) FROM pragma_foreign_key_check") == "0");
+  // And the schema still declares them, so a connection that enforces them refuses an orphan.
+  raw.exec("PRAGMA foreign_keys=ON");
+  CHECK(raw.exec("INSERT INTO timers (case_id, step, kind, due_at) VALUES ('ghost', 's', 'open', 1)") == SQLITE_CONSTRAINT);
+}
+
 TEST_CASE("events are append-only, even for other connections", "[store][append-only]") {
   TempDir dir;
   auto store = open_store(dir);

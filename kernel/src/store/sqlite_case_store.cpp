@@ -167,6 +167,12 @@ SqliteCaseStore::SqliteCaseStore(const SqliteOptions& options) {
   // Group commits check the log after answering (maintain()); the store's other, rare writes
   // check it themselves.
   writer_->defer_checkpoints();
+  // The foreign keys stay declared, and every other connection (the reader, the auth store, the
+  // sqlite3 shell) enforces them; the writer need not. Each of its writes starts by proving its
+  // case row exists, in the same transaction (apply_write's first statement), before it adds
+  // events, timers or messages for that case, and no case row is ever deleted. Looking the
+  // parent up again for every child row was ~16 % of a group's statements.
+  writer_->exec("PRAGMA foreign_keys=OFF");
   reader_ = std::make_unique<Connection>(options.path, options.synchronous);
 }
 
@@ -185,7 +191,9 @@ namespace {
 
 // One case's write inside an open transaction: the projection (checked against the expected
 // revision), its events, its timers (replaced) and its queued messages. The revision check is
-// the first statement and the only source of RevisionConflict (write_group relies on that).
+// the first statement and the only source of RevisionConflict (write_group relies on that); it
+// also proves the case row exists before any row referring to it is written (the writer does
+// not check foreign keys: see the constructor).
 void apply_write(SqliteConnection& c, const CaseWrite& w) {
   const CaseRecord& p = w.projection;
   std::string serialized_here;  // only for a write built without state_json; else no copy
