@@ -605,6 +605,40 @@ TEST_CASE("query_cases filters and pages in case-id order", "[store][query]") {
   }
 }
 
+TEST_CASE("a write's status is stored whether or not it names the status it read", "[store][query]") {
+  TempDir dir;
+  auto store = open_store(dir);
+  write_one(store, new_case("a", 1));
+  write_one(store, new_case("b", 1));
+  auto listed = [&](const std::string& status) {
+    CaseQuery q;
+    q.status = status;
+    return ids_of(store.query_cases(q));
+  };
+  using Ids = std::vector<std::string>;
+
+  CaseWrite same = next_write("a", 1, 1, {}, "active", "consent");  // status unchanged
+  same.expected_status = "active";
+  CaseWrite closing = next_write("b", 1, 1, {}, "closed", "intake");  // status changed
+  closing.expected_status = "active";
+  std::vector<CaseWrite> group{same, closing};
+  CHECK(store.write_group(group) == std::vector<std::string>{"", ""});
+  CHECK(store.read_case("a")->status == "active");
+  CHECK(store.read_case("a")->stage == "consent");
+  CHECK(store.read_case("b")->status == "closed");
+  CHECK(listed("active") == Ids{"a"});
+  CHECK(listed("closed") == Ids{"b"});
+
+  // And a write that does not say what it read (a write built outside the engine).
+  write_one(store, next_write("a", 2, 1, {}, "completed", "done"));
+  CHECK(store.read_case("a")->status == "completed");
+  CHECK(listed("completed") == Ids{"a"});
+  CHECK(listed("active").empty());
+
+  RawDb raw(dir.path() / "clinicflow.db");
+  CHECK(raw.scalar("PRAGMA integrity_check") == "ok");
+}
+
 TEST_CASE("settings round-trip and overwrite", "[store][settings]") {
   TempDir dir;
   {

@@ -74,6 +74,9 @@ struct CaseWrite {
   // projection.state as it is stored, serialized by whoever built the write, so the one thread
   // that commits (the serial part of every write) does not; empty: serialized when stored.
   std::string state_json;
+  // The case's status at expected_revision, as the command read it. When projection.status is
+  // the same, the stored status (and its index) is left as it is; empty: always written.
+  std::string expected_status;
 };
 
 struct CaseQuery {

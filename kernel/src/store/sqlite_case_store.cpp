@@ -209,9 +209,16 @@ void apply_write(SqliteConnection& c, const CaseWrite& w) {
     insert.bind(5, p.status).bind(6, p.stage).bind(7, p.revision).bind(8, p.created_at).bind(9, p.updated_at).bind(10, state);
     insert.step();
   } else {
+    // SQLite rewrites an index entry whenever the UPDATE names one of its columns, changed or
+    // not; most writes leave the status alone, so they leave cases_by_status alone too. At
+    // expected_revision the stored status is expected_status, so skipping it changes nothing.
+    bool same_status = !w.expected_status.empty() && w.expected_status == p.status;
     auto update = c.prepare(
-        "UPDATE cases SET status = ?2, stage = ?3, revision = ?4, updated_at = ?5, state = ?6 WHERE case_id = ?1 AND revision = ?7");
-    update.bind(1, p.case_id).bind(2, p.status).bind(3, p.stage).bind(4, p.revision).bind(5, p.updated_at).bind(6, state);
+        same_status
+            ? "UPDATE cases SET stage = ?3, revision = ?4, updated_at = ?5, state = ?6 WHERE case_id = ?1 AND revision = ?7"
+            : "UPDATE cases SET status = ?2, stage = ?3, revision = ?4, updated_at = ?5, state = ?6 WHERE case_id = ?1 AND revision = ?7");
+    update.bind(1, p.case_id).bind(3, p.stage).bind(4, p.revision).bind(5, p.updated_at).bind(6, state);
+    if (!same_status) update.bind(2, p.status);
     update.bind(7, w.expected_revision);
     update.step();
     if (c.changes() != 1)
