@@ -2,6 +2,7 @@
 // durability settings, atomic batches, the append-only event log, timers, queries and settings.
 #include "support/temp_dir.hpp"
 #include "store/sqlite_case_store.hpp"
+#include "store/wal_checkpointer.hpp"
 #include "store/wal_write_vfs.hpp"
 
 #include <boost/json/parse.hpp>
@@ -11,6 +12,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <atomic>
 #include <cstdint>
@@ -19,6 +21,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <unistd.h>
@@ -57,15 +60,19 @@ class RawDb {
   }
 
   // The first column of the first row as text ("" when there is no row or it is NULL).
-  std::string scalar(const std::string& sql) {
+  std::string scalar(const std::string& sql) { return first_row(sql).at(0); }
+
+  // Every column of the first row as text (one "" when there is no row; "" for NULL).
+  std::vector<std::string> first_row(const std::string& sql) {
     sqlite3_stmt* stmt = nullptr;
     if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK)
       throw std::runtime_error("raw prepare failed for '" + sql + "': " + sqlite3_errmsg(db_));
-    std::string out;
+    std::vector<std::string> out{""};
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
-      auto p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-      if (p) out = p;
+      out.assign(static_cast<std::size_t>(sqlite3_column_count(stmt)), "");
+      for (int i = 0; i < sqlite3_column_count(stmt); ++i)
+        if (auto p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, i))) out[static_cast<std::size_t>(i)] = p;
     } else if (rc != SQLITE_DONE) {
       std::string why = sqlite3_errmsg(db_);
       sqlite3_finalize(stmt);
@@ -711,10 +718,14 @@ TEST_CASE("group commits leave the checkpoint to maintain(), which keeps the log
     for (int g = 0; g < groups; ++g) store.write_group(bulky_cases(g * per_group, per_group, 3000));
     CHECK(fs::file_size(wal) > 2 * threshold * frame);
     CHECK(fs::file_size(db) == db_before);  // every page written is still only in the log
-    store.maintain();                       // now the checkpoint runs: the pages reach the database
+    CHECK(fs::file_size(wal) > SqliteCaseStore::kCheckpointFramesLimit * frame);
+    store.maintain();  // past the limit the writer copies it all at once: the pages reach the database
+    CHECK(store.checkpoint_counts().by_writer == 1);
+    CHECK(store.checkpoint_counts().background == 0);
     CHECK(fs::file_size(db) > (groups * per_group / 2) * page);
   }
-  SECTION("with maintain() after each group the log is reused and stays near the threshold") {
+  SECTION("with maintain() after each group the log is reused and stays under the limit") {
+    const auto limit = static_cast<std::uintmax_t>(SqliteCaseStore::kCheckpointFramesLimit);
     std::uintmax_t largest_group = 0, before = 0;
     for (int g = 0; g < groups; ++g) {
       store.write_group(bulky_cases(g * per_group, per_group, 3000));
@@ -724,9 +735,58 @@ TEST_CASE("group commits leave the checkpoint to maintain(), which keeps the log
       store.maintain();
     }
     INFO("log " << fs::file_size(wal) << " bytes; largest group " << largest_group << " bytes");
-    CHECK(fs::file_size(wal) <= threshold * frame + 2 * largest_group + 32);
+    CHECK(fs::file_size(wal) <= limit * frame + 2 * largest_group + 32);
+    CHECK(store.checkpoint_counts().background > 0);
+    CHECK(store.checkpoint_counts().by_writer > 0);
     CHECK(RawDb(db).scalar("SELECT count(*) FROM cases") == std::to_string(groups * per_group));
   }
+  SECTION("the background copies the log; the writer finishes, and the next write starts the log again") {
+    int g = 0;
+    while (fs::file_size(wal) < (threshold + 50) * frame) store.write_group(bulky_cases(g++ * per_group, per_group, 3000));
+    const std::uintmax_t db_before = fs::file_size(db);
+    store.maintain();  // under the limit: hands the copy to the background thread
+    CHECK(store.checkpoint_counts().background == 1);
+    CHECK(store.checkpoint_counts().by_writer == 0);
+    store.write_group(bulky_cases(g++ * per_group, per_group, 3000));  // committed while it copies, or after
+    // maintain() finishes only once the background copy has ended; until then it does nothing.
+    // (A guard against hanging, not a timing check: the copy takes milliseconds.)
+    for (int tries = 0; store.checkpoint_counts().by_writer == 0 && tries < 30'000; ++tries) {
+      store.maintain();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    REQUIRE(store.checkpoint_counts().by_writer == 1);
+    CHECK(store.checkpoint_counts().background == 1);
+    CHECK(fs::file_size(db) > db_before + threshold / 2 * page);  // the pages reached the database
+
+    store.write_group(bulky_cases(g++ * per_group, per_group, 3000));
+    // The log was started again from its beginning: it now holds only that last group's frames.
+    auto counts = RawDb(db).first_row("PRAGMA wal_checkpoint(PASSIVE)");  // busy, log frames, copied
+    REQUIRE(counts.size() == 3);
+    CHECK(std::stoi(counts[1]) < 200);
+    CHECK(RawDb(db).scalar("SELECT count(*) FROM cases") == std::to_string(g * per_group));
+  }
+}
+
+TEST_CASE("the background checkpointer runs one copy at a time and reports each end once", "[store][checkpoint]") {
+  TempDir dir;
+  auto store = open_store(dir, "normal");
+  const fs::path db = dir.path() / "clinicflow.db";
+  for (int g = 0; g < 20; ++g) store.write_group(bulky_cases(g * 10, 10, 3000));  // under every threshold
+  const std::uintmax_t db_before = fs::file_size(db);
+
+  WalCheckpointer checkpointer(db, "normal");
+  CHECK_FALSE(checkpointer.finished());  // nothing started
+  REQUIRE(checkpointer.start());
+  CHECK_FALSE(checkpointer.start());  // one at a time: running, or ended and not yet collected
+  bool ended = false;
+  for (int tries = 0; !ended && tries < 30'000; ++tries) {  // a guard against hanging, not a timing check
+    ended = checkpointer.finished();
+    if (!ended) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  REQUIRE(ended);
+  CHECK_FALSE(checkpointer.finished());  // reported once
+  CHECK(fs::file_size(db) > db_before + 100 * 3000);  // the 200 cases' pages reached the database
+  CHECK(checkpointer.start());  // and it can run again
 }
 
 TEST_CASE("the log's writes are gathered without losing, reordering or hiding any", "[store][vfs]") {

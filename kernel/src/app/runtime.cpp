@@ -176,6 +176,10 @@ void Runtime::stop() {
   if (stats.groups > 0)
     spdlog::info("group commit: {} command(s) in {} transaction(s), {:.1f} per transaction", stats.commands, stats.groups,
                  static_cast<double>(stats.commands) / static_cast<double>(stats.groups));
+  auto checkpoints = parts_->store.checkpoint_counts();
+  if (checkpoints.background + checkpoints.by_writer > 0)
+    spdlog::info("checkpoints: {} copied in the background, {} finished or done by the writer", checkpoints.background,
+                 checkpoints.by_writer);
 }
 
 std::size_t Runtime::deliver_due() { return parts_->dispatcher.dispatch_due(); }

@@ -174,6 +174,7 @@ SqliteCaseStore::SqliteCaseStore(const SqliteOptions& options) {
   // parent up again for every child row was ~16 % of a group's statements.
   writer_->exec("PRAGMA foreign_keys=OFF");
   reader_ = std::make_unique<Connection>(options.path, options.synchronous);
+  checkpointer_ = std::make_unique<WalCheckpointer>(options.path, options.synchronous);
 }
 
 SqliteCaseStore::~SqliteCaseStore() = default;
@@ -278,7 +279,20 @@ std::vector<std::string> SqliteCaseStore::write_group(std::span<const CaseWrite>
 
 void SqliteCaseStore::maintain() {
   std::lock_guard lock(write_mutex_);
-  writer_->checkpoint_if_over(kCheckpointFrames);
+  const int frames = writer_->wal_frames();
+  if (frames < kCheckpointFrames) return;
+  // Finishing (the background copy is done: only what was committed since is left) or, past
+  // the limit, everything: either way the next write can start the log from its beginning.
+  if (checkpointer_->finished() || frames >= kCheckpointFramesLimit) {
+    if (writer_->checkpoint()) ++checkpoints_.by_writer;
+    return;
+  }
+  if (checkpointer_->start()) ++checkpoints_.background;
+}
+
+SqliteCaseStore::CheckpointCounts SqliteCaseStore::checkpoint_counts() {
+  std::lock_guard lock(write_mutex_);
+  return checkpoints_;
 }
 
 void SqliteCaseStore::checkpoint_after_commit() {

@@ -3,7 +3,9 @@
 // writer), one for reads, so readers never wait for a commit's fsync.
 #include "store/case_store.hpp"
 #include "store/sqlite_connection.hpp"
+#include "store/wal_checkpointer.hpp"
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -25,8 +27,11 @@ class SqliteCaseStore final : public CaseStore {
 
   void write(std::span<const CaseWrite> batch) override;
   std::vector<std::string> write_group(std::span<const CaseWrite> batch) override;
-  // The checkpoint write_group leaves undone: once the log holds kCheckpointFrames pages, they
-  // are copied back into the database file (passive: readers are not waited for).
+  // The checkpoint write_group leaves undone. Once the log holds kCheckpointFrames pages, a
+  // background thread copies them back into the database file (WalCheckpointer); the next
+  // call after it has finished copies the few frames committed meanwhile itself, so that the
+  // next write starts the log from its beginning. Past kCheckpointFramesLimit pages (the
+  // background copy is slow) it copies everything itself. Passive: readers are not waited for.
   void maintain() override;
   std::optional<CaseRecord> read_case(const std::string& case_id) override;
   std::vector<EventRecord> read_events(const std::string& case_id) override;
@@ -41,6 +46,14 @@ class SqliteCaseStore final : public CaseStore {
   void write_setting(const std::string& key, const std::string& value) override;
 
   static constexpr int kCheckpointFrames = 1000;  // SQLite's own automatic threshold
+  static constexpr int kCheckpointFramesLimit = 4 * kCheckpointFrames;
+
+  // Checkpoints maintain() ran so far: on the background thread, and by the writer itself
+  // (finishing one from the background, or alone past the limit).
+  struct CheckpointCounts {
+    std::uint64_t background = 0, by_writer = 0;
+  };
+  CheckpointCounts checkpoint_counts();
 
   int schema_version();
   static int latest_schema_version();
@@ -52,8 +65,10 @@ class SqliteCaseStore final : public CaseStore {
 
   std::unique_ptr<Connection> writer_;
   std::unique_ptr<Connection> reader_;
+  std::unique_ptr<WalCheckpointer> checkpointer_;  // last: stopped before the connections close
   std::mutex write_mutex_;
   std::mutex read_mutex_;
+  CheckpointCounts checkpoints_;  // under write_mutex_
 };
 
 }  // namespace clinicflow::store

@@ -137,8 +137,9 @@ void SqliteConnection::defer_checkpoints() {
       this);
 }
 
-bool SqliteConnection::checkpoint_if_over(int frames) {
-  if (wal_frames_ < frames) return false;
+bool SqliteConnection::checkpoint_if_over(int frames) { return wal_frames_ >= frames && checkpoint(); }
+
+bool SqliteConnection::checkpoint() {
   int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
   // Busy: another connection is checkpointing right now (the auth store's keeps SQLite's own);
   // the next call tries again.

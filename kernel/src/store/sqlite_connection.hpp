@@ -60,6 +60,12 @@ class SqliteConnection {
   // ran; false also when another connection was checkpointing (tried again next call). Throws
   // StoreError when the checkpoint fails.
   bool checkpoint_if_over(int frames);
+  // A passive checkpoint now; false when another connection was checkpointing. Throws
+  // StoreError when it fails.
+  bool checkpoint();
+  // With defer_checkpoints(): the log's length in frames after this connection's last commit,
+  // 0 after its last checkpoint.
+  int wal_frames() const { return wal_frames_; }
 
  private:
   std::string path_;

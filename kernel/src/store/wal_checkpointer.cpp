@@ -1,0 +1,55 @@
+#include "store/wal_checkpointer.hpp"
+
+#include "store/case_store.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace clinicflow::store {
+
+WalCheckpointer::WalCheckpointer(const std::filesystem::path& path, const std::string& synchronous)
+    : db_(std::make_unique<SqliteConnection>(path, synchronous, /*create=*/false)), thread_([this] { loop(); }) {}
+
+WalCheckpointer::~WalCheckpointer() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+bool WalCheckpointer::start() {
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ != State::idle) return false;
+    state_ = State::requested;
+  }
+  wake_.notify_all();
+  return true;
+}
+
+bool WalCheckpointer::finished() {
+  std::lock_guard lock(mutex_);
+  if (state_ != State::finished) return false;
+  state_ = State::idle;
+  return true;
+}
+
+void WalCheckpointer::loop() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [this] { return stopping_ || state_ == State::requested; });
+    if (stopping_) return;
+    state_ = State::running;
+    lock.unlock();
+    try {
+      db_->checkpoint();  // busy (another connection is checkpointing): that one copies instead
+    } catch (const StoreError& e) {
+      spdlog::error("background checkpoint: {}", e.what());
+    }
+    lock.lock();
+    state_ = State::finished;
+  }
+}
+
+}  // namespace clinicflow::store
