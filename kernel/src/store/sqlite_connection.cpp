@@ -88,10 +88,11 @@ SqliteConnection::SqliteConnection(const std::filesystem::path& path, const std:
     exec("PRAGMA journal_mode=WAL");
     exec(synchronous == "normal" ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
     exec("PRAGMA foreign_keys=ON");
-    // Database pages are read through a read-only memory map instead of a pread each (SQLite
-    // still writes with pwrite, so a stray write cannot reach the file); past the map's end,
-    // reads fall back to pread.
-    exec("PRAGMA mmap_size=1073741824");
+    // No memory map for reading pages (mmap_size stays 0): while the file grows, as it does
+    // with every new case, SQLite maps it again, and each munmap costs every core running this
+    // process a TLB flush and every mapped page a fault on its next read. Measured: ~235
+    // remaps/s and ~8 % fewer durable submits/s at C=64 than with a plain pread per page.
+    exec("PRAGMA mmap_size=0");
     // A transaction's log frames are written only by its commit, never spilled before it: the
     // precondition of wal_write_vfs (a transaction that rolls back has written nothing). A large
     // transaction (a migration) holds its pages in memory instead.
