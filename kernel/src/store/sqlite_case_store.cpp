@@ -280,10 +280,21 @@ std::vector<std::string> SqliteCaseStore::write_group(std::span<const CaseWrite>
 void SqliteCaseStore::maintain() {
   std::lock_guard lock(write_mutex_);
   const int frames = writer_->wal_frames();
+  // Collected even when the log is short again: a copy that ended before the next write began
+  // let SQLite start the log over by itself, and must not count as done for the next round.
+  const bool copied = checkpointer_->finished();
   if (frames < kCheckpointFrames) return;
-  // Finishing (the background copy is done: only what was committed since is left) or, past
-  // the limit, everything: either way the next write can start the log from its beginning.
-  if (checkpointer_->finished() || frames >= kCheckpointFramesLimit) {
+  if (frames >= kCheckpointFramesLimit) {
+    // The background copy is slow (a slow disk): wait for it, as if the committer had run it,
+    // so the log stays bounded. It holds the checkpoint lock while it runs.
+    checkpointer_->wait();
+    checkpointer_->finished();
+    if (writer_->checkpoint()) ++checkpoints_.by_writer;
+    return;
+  }
+  // Finishing: the background copy is done, only what was committed since is left; the next
+  // write can then start the log from its beginning.
+  if (copied) {
     if (writer_->checkpoint()) ++checkpoints_.by_writer;
     return;
   }

@@ -31,7 +31,9 @@ class SqliteCaseStore final : public CaseStore {
   // background thread copies them back into the database file (WalCheckpointer); the next
   // call after it has finished copies the few frames committed meanwhile itself, so that the
   // next write starts the log from its beginning. Past kCheckpointFramesLimit pages (the
-  // background copy is slow) it copies everything itself. Passive: readers are not waited for.
+  // background copy is slow) it waits for that copy and then copies the rest, so the log stays
+  // bounded. Passive: readers are not waited for (one holding an old snapshot keeps the log
+  // from starting over until it ends).
   void maintain() override;
   std::optional<CaseRecord> read_case(const std::string& case_id) override;
   std::vector<EventRecord> read_events(const std::string& case_id) override;

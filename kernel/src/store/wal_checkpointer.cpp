@@ -35,6 +35,11 @@ bool WalCheckpointer::finished() {
   return true;
 }
 
+void WalCheckpointer::wait() {
+  std::unique_lock lock(mutex_);
+  wake_.wait(lock, [this] { return state_ == State::idle || state_ == State::finished; });
+}
+
 void WalCheckpointer::loop() {
   std::unique_lock lock(mutex_);
   for (;;) {
@@ -44,11 +49,14 @@ void WalCheckpointer::loop() {
     lock.unlock();
     try {
       db_->checkpoint();  // busy (another connection is checkpointing): that one copies instead
-    } catch (const StoreError& e) {
+    } catch (const std::exception& e) {
       spdlog::error("background checkpoint: {}", e.what());
+    } catch (...) {
+      spdlog::error("background checkpoint: unknown error");
     }
     lock.lock();
     state_ = State::finished;
+    wake_.notify_all();  // wait()
   }
 }
 

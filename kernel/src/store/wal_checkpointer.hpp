@@ -33,6 +33,9 @@ class WalCheckpointer {
   // True, once, after a started checkpoint has ended (a failure is logged, never thrown: the
   // committer's own checkpoint then copies what this one did not).
   bool finished();
+  // Blocks until no checkpoint started here is still running (it holds SQLite's checkpoint
+  // lock, so any other checkpoint would find the lock taken and copy nothing).
+  void wait();
 
  private:
   void loop();
