@@ -7,6 +7,7 @@
 // Clinical values come from /work/shared/domain.md, cited by source key [Sx]. Where the brief gives
 // no value (IV blood-pressure gates [S24], every IM and oral number, payer fees [S58]) the value
 // is TEST-ONLY and says so: it is not a clinical recommendation.
+#include "support/json_object.hpp"
 #include "support/temp_dir.hpp"
 #include "app/runtime.hpp"
 #include "config/server_config.hpp"
@@ -264,7 +265,7 @@ struct Server {
     auto stored = store->read_case(case_id);
     REQUIRE(stored);
     CaseState replayed = replay(case_id, store->read_events(case_id));
-    CHECK(json::serialize(to_json(replayed)) == json::serialize(stored->state));
+    CHECK(json::serialize(clinicflow::testing::json_object(to_json_text(replayed))) == json::serialize(stored->state));
     CHECK(stored->revision == replayed.revision);
     CHECK(stored->status == replayed.status);
   }
@@ -590,7 +591,7 @@ TEST_CASE("IV ketamine with self-pay in a repeated stage: gates, exact dose, Ald
   CaseState state = s.engine->open_case("patient-7", "iv_self_pay", std::nullopt, kFrontdesk);
   const std::string id = state.case_id;
   {
-    json::object view = case_view(state, *wf);
+    json::object view = clinicflow::testing::json_object(case_view_json(state, *wf));
     const json::object& schema = view.at("open_tasks").as_array().at(0).at("schema").as_object();
     CHECK(json::serialize(schema.at("properties").at("pricing").at("enum")) == R"(["per_session","induction_6"])");
     CHECK(json::serialize(schema.at("required")) == R"(["pricing"])");
@@ -600,7 +601,7 @@ TEST_CASE("IV ketamine with self-pay in a repeated stage: gates, exact dose, Ald
   REQUIRE(state.find_active("arrival"));
   CHECK(state.repetition == 1);
   {
-    json::object view = case_view(state, *wf);
+    json::object view = clinicflow::testing::json_object(case_view_json(state, *wf));
     const json::object& schema = view.at("open_tasks").as_array().at(0).at("schema").as_object();
     CHECK(json::serialize(schema.at("required")) == R"(["weight_kg","systolic","diastolic","heart_rate","spo2","contact_email"])");
     CHECK(schema.at("properties").at("spo2").at("maximum").to_number<double>() == 100);

@@ -2,8 +2,6 @@
 
 #include "util/json_text.hpp"
 
-#include <boost/json/parse.hpp>
-
 #include <algorithm>
 
 namespace clinicflow::engine {
@@ -115,8 +113,6 @@ std::string to_json_text(const CaseState& s) {
   return out;
 }
 
-json::object to_json(const CaseState& s) { return std::move(json::parse(to_json_text(s)).as_object()); }
-
 CaseState from_json(const json::object& o) {
   CaseState s;
   s.case_id = str(o, "case_id");
@@ -152,7 +148,6 @@ CaseState from_json(const json::object& o) {
 store::CaseRecord to_columns(const CaseState& s) {
   return {s.case_id, s.patient_id, s.workflow_id, s.workflow_version, s.status, s.stage, s.revision, s.created_at, s.updated_at, {}};
 }
-
 
 std::vector<store::TimerRecord> pending_timers(const CaseState& s) {
   std::vector<store::TimerRecord> out;

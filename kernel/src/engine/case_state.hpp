@@ -61,10 +61,8 @@ struct CaseState {
 void apply(CaseState& state, const std::string& case_id, const store::EventRecord& event);
 CaseState replay(const std::string& case_id, const std::vector<store::EventRecord>& events);
 
-// The state as stored in the projection row; from_json reads it back. to_json is the same
-// document as an object (parsed from to_json_text, so the two cannot differ).
+// The state as stored in the projection row; from_json reads it back.
 std::string to_json_text(const CaseState& state);
-boost::json::object to_json(const CaseState& state);
 CaseState from_json(const boost::json::object& json);
 
 // The projection row's columns; `state` is left empty (the row stores to_json_text).

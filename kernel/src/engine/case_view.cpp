@@ -3,10 +3,6 @@
 #include "util/json_text.hpp"
 #include "workflow/form.hpp"
 
-#include <boost/json/parse.hpp>
-
-#include <string_view>
-
 namespace clinicflow::engine {
 namespace json = boost::json;
 
@@ -54,10 +50,6 @@ std::string case_view_json(const CaseState& s, const workflow::Workflow& wf) {
   if (!s.reason.empty()) j.key("reason").value(s.reason);
   j.end_object();
   return out;
-}
-
-json::object case_view(const CaseState& s, const workflow::Workflow& wf) {
-  return std::move(json::parse(case_view_json(s, wf)).as_object());
 }
 
 json::object event_view(const store::EventRecord& e) {

@@ -13,8 +13,6 @@ namespace clinicflow::engine {
 
 // The view as JSON text: what the API sends (each task's schema pasted from StepDef::schema_json).
 std::string case_view_json(const CaseState& state, const workflow::Workflow& workflow);
-// The same view as a JSON object (parsed from case_view_json, so the two cannot differ).
-boost::json::object case_view(const CaseState& state, const workflow::Workflow& workflow);
 boost::json::object event_view(const store::EventRecord& event);
 
 }  // namespace clinicflow::engine

@@ -170,7 +170,8 @@ void Engine::commit_loop() {
     commit_group(group);
     group.clear();
     // After the answers are out, not inside the commit: whoever waited on the group does not
-    // also wait for the store's upkeep (SQLite's checkpoint, a few ms every ~20 groups here).
+    // also wait for the store's upkeep (SqliteCaseStore: starting a background checkpoint, or
+    // finishing one, ~1.5 ms every ~15-20 groups here).
     try {
       store_.maintain();
     } catch (const std::exception& e) {

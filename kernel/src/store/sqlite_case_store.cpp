@@ -289,16 +289,13 @@ void SqliteCaseStore::maintain() {
     // so the log stays bounded. It holds the checkpoint lock while it runs.
     checkpointer_->wait();
     checkpointer_->finished();
-    if (writer_->checkpoint()) ++checkpoints_.by_writer;
+  } else if (!copied) {
+    if (checkpointer_->start()) ++checkpoints_.background;
     return;
   }
-  // Finishing: the background copy is done, only what was committed since is left; the next
-  // write can then start the log from its beginning.
-  if (copied) {
-    if (writer_->checkpoint()) ++checkpoints_.by_writer;
-    return;
-  }
-  if (checkpointer_->start()) ++checkpoints_.background;
+  // Finishing what the background copied, or past the limit everything: either way the next
+  // write can start the log from its beginning.
+  if (writer_->checkpoint()) ++checkpoints_.by_writer;
 }
 
 SqliteCaseStore::CheckpointCounts SqliteCaseStore::checkpoint_counts() {

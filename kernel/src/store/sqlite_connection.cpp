@@ -142,8 +142,8 @@ bool SqliteConnection::checkpoint_if_over(int frames) { return wal_frames_ >= fr
 
 bool SqliteConnection::checkpoint() {
   int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-  // Busy: another connection is checkpointing right now (the auth store's keeps SQLite's own);
-  // the next call tries again.
+  // Busy: another connection is checkpointing right now (the case store's background one, or
+  // the auth store's, which keeps SQLite's own); the next call tries again.
   if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) return false;
   wal_frames_ = 0;
   if (rc != SQLITE_OK) fail("checkpoint");
