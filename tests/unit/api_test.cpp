@@ -177,6 +177,7 @@ struct Fixture {
   std::uint64_t next_connection = 1;
 
   explicit Fixture(bool virtual_clock = true) {
+    auth.carry_audit_with(store);  // as the server does
     auto full = workflow::load_workflow_file(std::string(CLINICFLOW_TEST_DATA) + "/workflows/full.toml", context());
     REQUIRE(full.workflow);
     REQUIRE_FALSE(workflows.add(full.workflow));
@@ -1016,6 +1017,108 @@ TEST_CASE("on first start the admin token is created once and readable only by i
   CHECK(auth.list_tokens().size() == 1);
   CHECK_FALSE(auth.verify("cf_" + std::string(64, 'a')));
   CHECK_FALSE(auth.verify(token.substr(0, 66)));
+}
+
+namespace {
+
+// The audit rows as the database holds them, read past the auth store (read_audit flushes).
+std::vector<std::string> stored_audit(const std::filesystem::path& db) {
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &raw) == SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  REQUIRE(sqlite3_prepare_v2(raw, "SELECT method || ' ' || target FROM audit ORDER BY id", -1, &s, nullptr) == SQLITE_OK);
+  std::vector<std::string> out;
+  while (sqlite3_step(s) == SQLITE_ROW) out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)));
+  sqlite3_finalize(s);
+  sqlite3_close(raw);
+  return out;
+}
+
+void exec_raw(const std::filesystem::path& db, const char* sql) {
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &raw) == SQLITE_OK);
+  CHECK(sqlite3_exec(raw, sql, nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(raw);
+}
+
+// A write opening case `id` (one event), as the engine hands it to the store.
+store::CaseWrite opening(const std::string& id) {
+  store::CaseWrite w;
+  w.events.push_back({1, kStart, "case_opened", "", "user:fd1", {}});
+  w.projection = {id, "p_1", "test_flow", 1, "active", "intake", 1, kStart, kStart, json::object{}};
+  return w;
+}
+
+AuditEntry row(const std::string& method, const std::string& target) { return {kStart, "u", "t", method, target, "ok"}; }
+
+}  // namespace
+
+TEST_CASE("attached to the case store, each group commit writes the audit rows queued so far, in order") {
+  TempDir dir;
+  auto db = dir.path() / "a.db";
+  store::SqliteCaseStore store({db, "normal"});
+  VirtualClock clock(kStart);
+  {
+    // An hour: the background writer leaves every row to the group commits.
+    SqliteAuthStore auth({db, "normal"}, clock, std::chrono::hours(1));
+    auth.carry_audit_with(store);
+    auth.audit(row("case.get", "c_0"));
+    auth.audit(row("patient.get", "p_0"));
+    CHECK(stored_audit(db).empty());
+    std::vector<store::CaseWrite> group{opening("c_1")};
+    CHECK(store.write_group(group) == std::vector<std::string>{""});
+    CHECK(stored_audit(db) == std::vector<std::string>{"case.get c_0", "patient.get p_0"});
+    // A group whose only write is left out (the case exists) still commits, and carries the rows.
+    auth.audit(row("case.open", "c_1"));
+    CHECK(store.write_group(group).at(0).find("already exists") != std::string::npos);
+    CHECK(stored_audit(db) == std::vector<std::string>{"case.get c_0", "patient.get p_0", "case.open c_1"});
+    auth.audit(row("case.get", "c_1"));
+  }
+  // Destroyed: detached first, and its last row written by its own writer on the way out.
+  CHECK(stored_audit(db).back() == "case.get c_1");
+  std::vector<store::CaseWrite> later{opening("c_2")};
+  CHECK(store.write_group(later) == std::vector<std::string>{""});
+  CHECK(stored_audit(db).size() == 4);
+}
+
+TEST_CASE("a group commit that fails stores neither its case writes nor the audit rows it took; they are kept, in order") {
+  TempDir dir;
+  auto db = dir.path() / "a.db";
+  store::SqliteCaseStore store({db, "normal"});
+  VirtualClock clock(kStart);
+  SqliteAuthStore auth({db, "normal"}, clock, std::chrono::hours(1));
+  auth.carry_audit_with(store);
+  exec_raw(db, "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit WHEN NEW.method = 'refused.here' "
+               "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+  auth.audit(row("case.get", "c_0"));
+  auth.audit(row("refused.here", "c_0"));
+  std::vector<store::CaseWrite> group{opening("c_1")};
+  CHECK_THROWS_AS(store.write_group(group), store::StoreError);
+  CHECK_FALSE(store.read_case("c_1"));
+  CHECK(stored_audit(db).empty());
+  exec_raw(db, "DROP TRIGGER refuse_audit");
+  auth.audit(row("case.get", "c_2"));
+  auth.flush_audit();
+  CHECK(stored_audit(db) == std::vector<std::string>{"case.get c_0", "refused.here c_0", "case.get c_2"});
+  CHECK(store.write_group(group) == std::vector<std::string>{""});  // nothing left over: the group is clean
+  CHECK(store.read_case("c_1"));
+  CHECK(stored_audit(db).size() == 3);
+}
+
+TEST_CASE("with no group commit to take them, the background writer writes queued audit rows itself") {
+  TempDir dir;
+  auto db = dir.path() / "a.db";
+  store::SqliteCaseStore store({db, "normal"});
+  VirtualClock clock(kStart);
+  SqliteAuthStore auth({db, "normal"}, clock, std::chrono::milliseconds(5));
+  auth.carry_audit_with(store);
+  auth.audit(row("case.get", "c_0"));
+  auto rows = stored_audit(db);
+  for (int i = 0; i < 500 && rows.empty(); ++i) {  // an upper bound for a slow machine, not a timing check
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    rows = stored_audit(db);
+  }
+  CHECK(rows == std::vector<std::string>{"case.get c_0"});
 }
 
 TEST_CASE("the audit log is append-only") {

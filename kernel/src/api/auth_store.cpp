@@ -83,7 +83,9 @@ bool valid_user_name(const std::string& user) {
 
 }  // namespace
 
-SqliteAuthStore::SqliteAuthStore(const store::SqliteOptions& options, const engine::Clock& clock) : clock_(clock) {
+SqliteAuthStore::SqliteAuthStore(const store::SqliteOptions& options, const engine::Clock& clock,
+                                 std::chrono::milliseconds audit_interval)
+    : clock_(clock), audit_interval_(audit_interval) {
   writer_ = std::make_unique<Db>(options.path, options.synchronous, /*create=*/false);
   {
     auto s = writer_->prepare("PRAGMA user_version");
@@ -97,6 +99,9 @@ SqliteAuthStore::SqliteAuthStore(const store::SqliteOptions& options, const engi
 }
 
 SqliteAuthStore::~SqliteAuthStore() {
+  // First, so no group commit calls into a store being taken apart; a group in progress is
+  // waited for, and whatever it took has settled by then.
+  if (carrier_) carrier_->set_group_companion(nullptr);
   {
     std::lock_guard lock(audit_mutex_);
     stopping_ = true;
@@ -264,30 +269,81 @@ std::optional<Patient> SqliteAuthStore::get_patient(const std::string& patient_i
 }
 
 void SqliteAuthStore::audit(AuditEntry entry) {
-  bool first;
+  bool wake = false;
   {
     std::lock_guard lock(audit_mutex_);
-    first = audit_queue_.empty();
+    if (audit_queue_.empty()) {
+      queued_since_ = std::chrono::steady_clock::now();
+      // Only a first row, and only while the writer is idle: waking it for every row, or every
+      // time a group commit emptied the queue, would cost a thread switch each.
+      wake = writer_idle_;
+    }
     audit_queue_.push_back(std::move(entry));
   }
-  // Only the first row of an interval wakes the writer (which then gathers); waking it for every
-  // row would cost a thread switch per request.
-  if (first) audit_cv_.notify_one();
+  if (wake) audit_cv_.notify_one();
+}
+
+void SqliteAuthStore::carry_audit_with(store::SqliteCaseStore& store) {
+  if (carrier_) carrier_->set_group_companion(nullptr);
+  carrier_ = &store;
+  store.set_group_companion(this);
+}
+
+namespace {
+void insert_audit_rows(store::SqliteConnection& c, const std::vector<AuditEntry>& rows) {
+  for (const auto& e : rows) {
+    auto s = c.prepare("INSERT INTO audit (at, user_id, token_id, method, target, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    s.bind(1, e.at).bind(2, e.user).bind(3, e.token_id).bind(4, e.method).bind(5, e.target).bind(6, e.outcome);
+    s.step();
+  }
+}
+}  // namespace
+
+void SqliteAuthStore::write(store::SqliteConnection& writer) {
+  {
+    std::lock_guard lock(audit_mutex_);
+    if (audit_queue_.empty()) return;
+    audit_in_flight_.swap(audit_queue_);
+  }
+  // audit_in_flight_ is this thread's until settled(): only its emptiness is read elsewhere.
+  insert_audit_rows(writer, audit_in_flight_);
+}
+
+void SqliteAuthStore::settled(bool committed) noexcept {
+  {
+    std::lock_guard lock(audit_mutex_);
+    if (audit_in_flight_.empty()) return;
+    if (!committed) {
+      // Back in front of what was queued meanwhile, in order; the background writer retries.
+      if (audit_queue_.empty()) queued_since_ = std::chrono::steady_clock::now();
+      audit_in_flight_.insert(audit_in_flight_.end(), std::make_move_iterator(audit_queue_.begin()),
+                              std::make_move_iterator(audit_queue_.end()));
+      audit_queue_.swap(audit_in_flight_);
+    }
+    audit_in_flight_.clear();
+  }
+  audit_settled_cv_.notify_all();
+  if (!committed) audit_cv_.notify_one();  // an idle writer would not look at them otherwise
 }
 
 void SqliteAuthStore::write_pending() {
   std::lock_guard write_lock(write_mutex_);
-  std::vector<AuditEntry> audits;
-  std::vector<PatientJob> patients;
   {
     std::lock_guard lock(audit_mutex_);
-    audits.swap(audit_queue_);
-    patients.swap(patient_queue_);
+    if (audit_queue_.empty() && patient_queue_.empty()) return;
   }
-  if (audits.empty() && patients.empty()) return;
+  std::vector<AuditEntry> audits;
+  std::vector<PatientJob> patients;
   std::exception_ptr failure;
   try {
     Tx tx(*writer_);
+    {
+      // Taken only once this transaction holds the database's write lock: a group commit that
+      // took rows earlier has committed them by now, so the audit log keeps the queue's order.
+      std::lock_guard lock(audit_mutex_);
+      audits.swap(audit_queue_);
+      patients.swap(patient_queue_);
+    }
     for (const auto& job : patients) {
       const Patient& p = job.patient;
       auto s = writer_->prepare(
@@ -296,16 +352,16 @@ void SqliteAuthStore::write_pending() {
       s.bind(5, json::serialize(p.contact)).bind(6, p.created_at);
       s.step();
     }
-    for (const auto& e : audits) {
-      auto s = writer_->prepare(
-          "INSERT INTO audit (at, user_id, token_id, method, target, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
-      s.bind(1, e.at).bind(2, e.user).bind(3, e.token_id).bind(4, e.method).bind(5, e.target).bind(6, e.outcome);
-      s.step();
-    }
+    insert_audit_rows(*writer_, audits);
     tx.commit();
   } catch (...) {
     failure = std::current_exception();
+    std::lock_guard lock(audit_mutex_);
+    if (audit_queue_.empty()) queued_since_ = std::chrono::steady_clock::now();
+    audits.insert(audits.end(), std::make_move_iterator(audit_queue_.begin()), std::make_move_iterator(audit_queue_.end()));
+    audit_queue_.swap(audits);
   }
+  if (failure) audit_cv_.notify_one();  // when flush_audit failed, the idle writer retries
   for (auto& job : patients) {
     try {
       job.done(failure ? nullptr : &job.patient, failure);
@@ -316,27 +372,38 @@ void SqliteAuthStore::write_pending() {
   if (failure) std::rethrow_exception(failure);
 }
 
-void SqliteAuthStore::flush_audit() { write_pending(); }
-
-namespace {
-constexpr auto kAuditInterval = std::chrono::milliseconds(50);
+void SqliteAuthStore::flush_audit() {
+  {
+    // Rows a group commit took are durable once it settles (or back in the queue).
+    std::unique_lock lock(audit_mutex_);
+    audit_settled_cv_.wait(lock, [this] { return audit_in_flight_.empty(); });
+  }
+  write_pending();
 }
 
 void SqliteAuthStore::audit_loop() {
   std::unique_lock lock(audit_mutex_);
   for (;;) {
+    writer_idle_ = true;
     audit_cv_.wait(lock, [this] { return stopping_ || !audit_queue_.empty() || !patient_queue_.empty(); });
+    writer_idle_ = false;
+    // Audit rows wait until the oldest has been queued audit_interval_: one fsync'd commit per
+    // interval rather than one per request. While case writes are being committed, each group
+    // takes the queue with it, so the rows found here are always younger and this thread does
+    // not compete with the group commits for the write lock. A patient someone waits for goes
+    // at once, taking the rows queued so far with it.
+    while (!stopping_ && patient_queue_.empty() && !audit_queue_.empty()) {
+      auto due = queued_since_ + audit_interval_;
+      if (std::chrono::steady_clock::now() >= due) break;
+      audit_cv_.wait_until(lock, due, [this] { return stopping_ || !patient_queue_.empty(); });
+    }
     if (stopping_) return;
-    // Audit rows alone wait a moment: one fsync'd commit per interval rather than one per
-    // request, so the audit log does not take turns with every case commit for the disk. A
-    // patient someone waits for goes at once, taking the rows queued so far with it.
-    audit_cv_.wait_for(lock, kAuditInterval, [this] { return stopping_ || !patient_queue_.empty(); });
+    if (audit_queue_.empty() && patient_queue_.empty()) continue;  // a group commit took them
     lock.unlock();
     try {
       write_pending();
     } catch (const std::exception& e) {
-      // Rows of a failed batch are lost from the queue; say so loudly (ids only, never data).
-      spdlog::error("audit log write failed: {}", e.what());
+      spdlog::error("audit log write failed (its rows are kept for the next attempt): {}", e.what());
     }
     lock.lock();
   }

@@ -9,8 +9,11 @@
 // another process).
 //
 // Audit: one row per write, per refusal and per read of a case or patient (HIPAA 164.312(b)).
-// Rows are queued and written by a background thread in batches (one transaction per batch), so
-// reads are not slowed down by an fsync each; flush_audit() writes everything queued so far.
+// Rows are queued, so reads are not slowed down by an fsync each. Attached to the case store
+// (carry_audit_with), every group commit of case writes takes the rows queued so far into its
+// own transaction; a background thread writes rows that no group took within kAuditInterval (an
+// idle or read-only server) in one transaction per batch. flush_audit() writes everything
+// queued so far.
 #include "store/sqlite_connection.hpp"
 #include "engine/clock.hpp"
 #include "store/sqlite_case_store.hpp"
@@ -76,11 +79,14 @@ class AuthError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-class SqliteAuthStore {
+class SqliteAuthStore final : private store::GroupCompanion {
  public:
   // Opens the database the SqliteCaseStore already migrated. Throws store::StoreError when it
   // cannot, or when the schema lacks the tables of migration 3.
-  SqliteAuthStore(const store::SqliteOptions& options, const engine::Clock& clock);
+  // audit_interval: how long the background writer leaves a queued audit row for a group commit
+  // to take (tests make it long, to tell the two apart).
+  SqliteAuthStore(const store::SqliteOptions& options, const engine::Clock& clock,
+                  std::chrono::milliseconds audit_interval = kAuditInterval);
   ~SqliteAuthStore();
   SqliteAuthStore(const SqliteAuthStore&) = delete;
   SqliteAuthStore& operator=(const SqliteAuthStore&) = delete;
@@ -116,10 +122,17 @@ class SqliteAuthStore {
   Patient create_patient(Patient patient);  // waits
   std::optional<Patient> get_patient(const std::string& patient_id);
 
-  // Audit: queued, written in order by the background writer, at most about 50 ms later (sooner
-  // when a patient is created).
+  // Audit: queued and written in order: by the next group commit of the case store this store
+  // is attached to, else by the background writer about kAuditInterval later (sooner when a
+  // patient is created).
   void audit(AuditEntry entry);
+  // Everything queued so far is durable when it returns.
   void flush_audit();
+  // From now on the store's group commits carry the queued audit rows, until this auth store is
+  // destroyed (which detaches it first). `store` must be the one for the same database file and
+  // outlive this auth store.
+  void carry_audit_with(store::SqliteCaseStore& store);
+  static constexpr std::chrono::milliseconds kAuditInterval{50};
   // The most recent `limit` rows, oldest first (flushes first).
   std::vector<AuditEntry> read_audit(std::size_t limit = 1000);
 
@@ -132,8 +145,12 @@ class SqliteAuthStore {
   };
   void write_pending();  // the queued patients and audit rows, in one transaction
   void audit_loop();
+  // store::GroupCompanion: the queued audit rows go into the case store's group transaction.
+  void write(store::SqliteConnection& writer) override;
+  void settled(bool committed) noexcept override;
 
   const engine::Clock& clock_;
+  const std::chrono::milliseconds audit_interval_;
   std::unique_ptr<Db> writer_;
   std::unique_ptr<Db> reader_;
   std::mutex write_mutex_;
@@ -145,9 +162,14 @@ class SqliteAuthStore {
 
   std::mutex audit_mutex_;
   std::condition_variable audit_cv_;
+  std::condition_variable audit_settled_cv_;  // audit_in_flight_ emptied
   std::vector<AuditEntry> audit_queue_;
+  std::chrono::steady_clock::time_point queued_since_;  // when audit_queue_ last became non-empty
+  std::vector<AuditEntry> audit_in_flight_;  // taken by a group commit that has not settled yet
   std::vector<PatientJob> patient_queue_;
+  bool writer_idle_ = false;  // the background writer waits for a first row (audit() wakes it)
   bool stopping_ = false;
+  store::SqliteCaseStore* carrier_ = nullptr;
   std::thread audit_thread_;
 };
 

@@ -89,6 +89,7 @@ struct Runtime::Parts {
         dispatcher(store, *clock, deliver_through(host),
                    {config.delivery_max_attempts, config.delivery_first_retry, config.delivery_max_retry}) {
     deliver_in_background = options.deliver_in_background;
+    auth.carry_audit_with(store);
     if (options.create_admin_token) auth.ensure_admin_token(config.data_dir);
     engine.add_listener([this](const engine::CaseState&, const std::vector<store::EventRecord>& events) {
       for (const auto& e : events)

@@ -273,8 +273,24 @@ std::vector<std::string> SqliteCaseStore::write_group(std::span<const CaseWrite>
       outcome[i] = e.what();
     }
   }
-  tx.commit();
+  if (!companion_) {
+    tx.commit();
+    return outcome;
+  }
+  try {
+    companion_->write(c);
+    tx.commit();
+  } catch (...) {
+    companion_->settled(false);
+    throw;
+  }
+  companion_->settled(true);
   return outcome;
+}
+
+void SqliteCaseStore::set_group_companion(GroupCompanion* companion) {
+  std::lock_guard lock(write_mutex_);
+  companion_ = companion;
 }
 
 void SqliteCaseStore::maintain() {

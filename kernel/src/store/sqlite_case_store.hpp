@@ -18,6 +18,21 @@ struct SqliteOptions {
   std::string synchronous = "full";  // "full": every commit is fsync'd before it returns
 };
 
+// Rows another part of the server keeps in the same database (the API's audit log), written
+// inside the next group commit rather than by a transaction of their own. SQLite lets one
+// connection write at a time: a second writer made a group wait for its lock (up to several
+// milliseconds for a batch of audit rows), cost an fsync of its own, and emptied the group
+// writer's page cache.
+class GroupCompanion {
+ public:
+  virtual ~GroupCompanion() = default;
+  // On the committer, inside a group's transaction, after its case writes: writes the rows
+  // queued so far. Throwing fails the group (nothing of it is stored).
+  virtual void write(SqliteConnection& writer) = 0;
+  // After every write(): the transaction is durable (committed) or rolled back.
+  virtual void settled(bool committed) noexcept = 0;
+};
+
 class SqliteCaseStore final : public CaseStore {
  public:
   // Opens (creating if needed) and migrates the database to the current schema. Throws
@@ -47,6 +62,10 @@ class SqliteCaseStore final : public CaseStore {
   std::optional<std::string> read_setting(const std::string& key) override;
   void write_setting(const std::string& key, const std::string& value) override;
 
+  // At most one; nullptr detaches it. Waits for a group in progress, so once this returns a
+  // detached companion is not called again.
+  void set_group_companion(GroupCompanion* companion);
+
   static constexpr int kCheckpointFrames = 1000;  // SQLite's own automatic threshold
   static constexpr int kCheckpointFramesLimit = 4 * kCheckpointFrames;
 
@@ -71,6 +90,7 @@ class SqliteCaseStore final : public CaseStore {
   std::mutex write_mutex_;
   std::mutex read_mutex_;
   CheckpointCounts checkpoints_;  // under write_mutex_
+  GroupCompanion* companion_ = nullptr;  // under write_mutex_
 };
 
 }  // namespace clinicflow::store
