@@ -14,6 +14,7 @@
 #include <functional>
 #include <future>
 #include <mutex>
+#include <set>
 #include <thread>
 
 using namespace clinicflow;
@@ -52,6 +53,57 @@ roles = ["nurse"]
   type = "integer"
   required = true
 )toml";
+
+// A task whose submission a plugin checks (while the engine decides it).
+const char* const kCheckedFlow = R"toml(
+id = "checked"
+version = 1
+title = "Checked"
+
+[[stage]]
+id = "main"
+
+[[step]]
+id = "dose"
+stage = "main"
+title = "Dose"
+roles = ["nurse"]
+plugin = "checker"
+
+  [[step.field]]
+  name = "n"
+  type = "integer"
+  required = true
+)toml";
+
+// The "checker" plugin, held inside its call until released: a slow plugin deciding.
+class HeldPlugin final : public StepPlugins {
+ public:
+  std::optional<std::string> unavailable(std::string_view) const override { return std::nullopt; }
+  PluginDecision call(const PluginCall&) override {
+    std::unique_lock lock(mutex_);
+    inside_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return released_; });
+    return PluginDecision{PluginDecision::Status::ok};
+  }
+  bool wait_until_inside() {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, std::chrono::seconds(30), [this] { return inside_; });
+  }
+  void release() {
+    {
+      std::lock_guard lock(mutex_);
+      released_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool inside_ = false, released_ = false;
+};
 
 const Actor kNurse{"user:rn1", {"nurse"}};
 
@@ -220,6 +272,43 @@ TEST_CASE_METHOD(Fixture, "commands decided while a group commits go together in
   CHECK(sizes[before] == 1);
   CHECK(sizes[before + 1] == 7);  // the seven decided meanwhile: one transaction
   for (const auto& id : cases) CHECK(engine->get_case(id)->data.contains("first"));
+}
+
+TEST_CASE("a group is committed and answered while the next command is still being decided") {
+  // The committer must never wait for the deciding thread: here a plugin holds a decision for as
+  // long as the test likes, and the group committed meanwhile is answered all the same.
+  testing::TempDir dir{"clinicflow-group"};
+  GatedStore store{dir.path() / "test.db"};
+  workflow::WorkflowSet workflows;
+  for (auto [text, name] : {std::pair{kFlow, "two_tasks.toml"}, std::pair{kCheckedFlow, "checked.toml"}}) {
+    workflow::LoadContext context;
+    context.plugins = std::set<std::string>{"checker"};
+    auto loaded = workflow::load_workflow_text(text, name, context);
+    for (const auto& e : loaded.errors) UNSCOPED_INFO(e.to_string());
+    REQUIRE(loaded.workflow);
+    REQUIRE_FALSE(workflows.add(loaded.workflow));
+  }
+  VirtualClock clock{*parse_rfc3339("2026-03-02T09:00:00Z")};
+  HeldPlugin checker;
+  Engine engine(store, workflows, clock, &checker);
+  std::string x = engine.open_case("p_1", "two_tasks", std::nullopt, Actor::system()).case_id;
+  std::string y = engine.open_case("p_2", "checked", std::nullopt, Actor::system()).case_id;
+
+  store.close_gate();
+  Answer on_x, on_y;
+  engine.submit(x, "first", {{"n", 1}}, kNurse, std::nullopt, on_x.done());
+  store.wait_until_held();  // the committer holds the group [x]
+  std::thread deciding([&] { engine.submit(y, "dose", {{"n", 2}}, kNurse, std::nullopt, on_y.done()); });
+  REQUIRE(checker.wait_until_inside());  // y's decision is under way, and stays so
+  store.open_gate();
+  bool answered = on_x.future.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  checker.release();
+  deciding.join();
+  CHECK(answered);
+  CHECK_FALSE(on_x.get().second);
+  CHECK_FALSE(on_y.get().second);
+  CHECK(engine.get_case(x)->data.at("first").at("n") == 1);
+  CHECK(engine.get_case(y)->status == "completed");
 }
 
 TEST_CASE_METHOD(Fixture, "a command on a case builds on an earlier one that is not yet durable") {

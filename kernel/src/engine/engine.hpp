@@ -126,6 +126,7 @@ class Engine {
   // Runs `decide` under the write lock and queues what it decided for the next group commit.
   void run(const std::function<void(Command&)>& decide, Completion done);
   void queue(Command& command, Completion done);  // caller holds write_mutex_
+  std::shared_ptr<const CaseState> pending_state(const std::string& case_id);  // in the overlay, or nullptr
   CaseState wait(const std::function<void(Completion)>& start);
   struct Answers;
   void commit_loop();
@@ -148,8 +149,11 @@ class Engine {
   // How many committed cases get_case() and load() keep parsed in memory (a few KB each).
   static constexpr std::size_t kCommittedCasesHeld = 4096;
   mutable CommittedCases committed_{kCommittedCasesHeld};
-  std::mutex write_mutex_;  // decisions and overlay_
-  std::map<std::string, std::shared_ptr<const CaseState>> overlay_;  // cases decided on but not yet durable
+  std::mutex write_mutex_;  // decisions: one at a time
+  // Cases decided on but not yet durable. Its own lock, held only to look up or change an entry,
+  // so the committer never waits for a decision.
+  std::mutex overlay_mutex_;
+  std::map<std::string, std::shared_ptr<const CaseState>> overlay_;
   std::mutex queue_mutex_;
   std::condition_variable queue_cv_;
   std::vector<Pending> queue_;  // decided, waiting for the next group commit
