@@ -16,6 +16,8 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <limits>
+#include <tuple>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -73,6 +75,7 @@ struct Fixture {
   FakePlugins plugins;
   Engine engine{store, workflows, clock, &plugins};
   std::vector<std::string> committed;  // "case_id:type" in commit order, from the listener
+  std::vector<std::string> timer_mismatches;  // commits after which the stored timers were not the state's
 
   Fixture() {
     auto result = workflow::load_workflow_file(std::string(CLINICFLOW_TEST_DATA) + "/workflows/full.toml", context());
@@ -85,6 +88,16 @@ struct Fixture {
     };
     engine.add_listener([this](const CaseState& state, const std::vector<store::EventRecord>& events) {
       for (const auto& e : events) committed.push_back(state.case_id + ":" + e.type);
+      // After every commit the stored timers are the committed state's (a write that left them
+      // alone must have had nothing to change).
+      std::vector<store::TimerRecord> stored;
+      for (auto& t : store.due_timers(std::numeric_limits<TimePoint>::max(), 1'000'000))
+        if (t.case_id == state.case_id) stored.push_back(std::move(t));
+      auto pending = pending_timers(state);
+      auto by_step = [](const store::TimerRecord& a, const store::TimerRecord& b) { return std::tie(a.step, a.kind) < std::tie(b.step, b.kind); };
+      std::sort(stored.begin(), stored.end(), by_step);
+      std::sort(pending.begin(), pending.end(), by_step);
+      if (stored != pending) timer_mismatches.push_back(state.case_id + " at revision " + std::to_string(state.revision));
     });
   }
 
@@ -114,6 +127,7 @@ struct Fixture {
     CaseState replayed = replay(case_id, store.read_events(case_id));
     CHECK(json::serialize(clinicflow::testing::json_object(to_json_text(replayed))) == json::serialize(stored->state));
     CHECK(stored->revision == replayed.revision);
+    CHECK(timer_mismatches == std::vector<std::string>{});
   }
 };
 

@@ -20,6 +20,7 @@ struct Engine::Command {
   CaseState state;
   std::int64_t base_revision = 0;
   std::string base_status;  // the status at base_revision ("" for a new case)
+  std::vector<store::TimerRecord> base_timers;  // the pending timers at base_revision (stored with it)
   std::shared_ptr<const Workflow> workflow;
   TimePoint now = 0;
   std::vector<store::EventRecord> events;
@@ -106,6 +107,7 @@ Engine::Command Engine::load(const std::string& case_id) {
   }
   c.base_revision = c.state.revision;
   c.base_status = c.state.status;
+  c.base_timers = pending_timers(c.state);
   c.workflow = workflow_of(c.state);
   if (!c.workflow)
     throw EngineError(ErrorKind::unavailable, "workflow '" + c.state.workflow_id + "' version " +
@@ -117,6 +119,7 @@ Engine::Command Engine::load(const std::string& case_id) {
 void Engine::queue(Command& c, Completion done) {
   store::CaseWrite write{c.base_revision, std::move(c.events), to_columns(c.state), pending_timers(c.state),
                          std::move(c.messages), {}, std::move(c.base_status)};
+  write.timers_unchanged = c.base_revision != 0 && write.timers == c.base_timers;
   // Serialized here, on the deciding thread: the committer is the serial part of every write.
   if (!write.events.empty()) write.state_json = to_json_text(c.state);  // else nothing is written
   // One immutable object from here on: the overlay, the commit and the cache of committed cases

@@ -77,6 +77,8 @@ struct CaseWrite {
   // The case's status at expected_revision, as the command read it. When projection.status is
   // the same, the stored status (and its index) is left as it is; empty: always written.
   std::string expected_status;
+  // `timers` are the ones stored at expected_revision: they are left as they are.
+  bool timers_unchanged = false;
 };
 
 struct CaseQuery {

@@ -191,7 +191,7 @@ int SqliteCaseStore::latest_schema_version() { return kLatestSchema; }
 namespace {
 
 // One case's write inside an open transaction: the projection (checked against the expected
-// revision), its events, its timers (replaced) and its queued messages. The revision check is
+// revision), its events, its timers (replaced, unless unchanged) and its queued messages. The revision check is
 // the first statement and the only source of RevisionConflict (write_group relies on that); it
 // also proves the case row exists before any row referring to it is written (the writer does
 // not check foreign keys: see the constructor).
@@ -231,13 +231,19 @@ void apply_write(SqliteConnection& c, const CaseWrite& w) {
     insert.bind(7, boost::json::serialize(e.data));
     insert.step();
   }
-  auto clear = c.prepare("DELETE FROM timers WHERE case_id = ?1");
-  clear.bind(1, p.case_id);
-  clear.step();
-  for (const TimerRecord& t : w.timers) {
-    auto insert = c.prepare("INSERT INTO timers (case_id, step, kind, due_at) VALUES (?1, ?2, ?3, ?4)");
-    insert.bind(1, p.case_id).bind(2, t.step).bind(3, t.kind).bind(4, t.due);
-    insert.step();
+  // Most writes leave a case's timers as they were (most steps have no due time): then its rows
+  // stay as they are; and a new case has none to replace.
+  if (!w.timers_unchanged) {
+    if (w.expected_revision != 0) {
+      auto clear = c.prepare("DELETE FROM timers WHERE case_id = ?1");
+      clear.bind(1, p.case_id);
+      clear.step();
+    }
+    for (const TimerRecord& t : w.timers) {
+      auto insert = c.prepare("INSERT INTO timers (case_id, step, kind, due_at) VALUES (?1, ?2, ?3, ?4)");
+      insert.bind(1, p.case_id).bind(2, t.step).bind(3, t.kind).bind(4, t.due);
+      insert.step();
+    }
   }
   for (const OutboxMessage& m : w.messages) {
     auto insert = c.prepare(
