@@ -24,6 +24,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <regex>
 #include <thread>
 #include <mutex>
@@ -1051,72 +1052,69 @@ store::CaseWrite opening(const std::string& id) {
 
 AuditEntry row(const std::string& method, const std::string& target) { return {kStart, "u", "t", method, target, "ok"}; }
 
+// A case store with an auth store attached to it, as the server has them. audit_interval: how
+// long the auth store's own writer leaves queued rows to the group commits.
+struct CarriedAudit {
+  explicit CarriedAudit(std::chrono::milliseconds audit_interval)
+      : auth(std::make_unique<SqliteAuthStore>(store::SqliteOptions{db, "normal"}, clock, audit_interval)) {
+    auth->carry_audit_with(store);
+  }
+  TempDir dir;
+  std::filesystem::path db = dir.path() / "a.db";
+  store::SqliteCaseStore store{{db, "normal"}};
+  VirtualClock clock{kStart};
+  std::unique_ptr<SqliteAuthStore> auth;
+};
+
 }  // namespace
 
 TEST_CASE("attached to the case store, each group commit writes the audit rows queued so far, in order") {
-  TempDir dir;
-  auto db = dir.path() / "a.db";
-  store::SqliteCaseStore store({db, "normal"});
-  VirtualClock clock(kStart);
-  {
-    // An hour: the background writer leaves every row to the group commits.
-    SqliteAuthStore auth({db, "normal"}, clock, std::chrono::hours(1));
-    auth.carry_audit_with(store);
-    auth.audit(row("case.get", "c_0"));
-    auth.audit(row("patient.get", "p_0"));
-    CHECK(stored_audit(db).empty());
-    std::vector<store::CaseWrite> group{opening("c_1")};
-    CHECK(store.write_group(group) == std::vector<std::string>{""});
-    CHECK(stored_audit(db) == std::vector<std::string>{"case.get c_0", "patient.get p_0"});
-    // A group whose only write is left out (the case exists) still commits, and carries the rows.
-    auth.audit(row("case.open", "c_1"));
-    CHECK(store.write_group(group).at(0).find("already exists") != std::string::npos);
-    CHECK(stored_audit(db) == std::vector<std::string>{"case.get c_0", "patient.get p_0", "case.open c_1"});
-    auth.audit(row("case.get", "c_1"));
-  }
+  CarriedAudit a(std::chrono::hours(1));  // the background writer leaves every row to the group commits
+  a.auth->audit(row("case.get", "c_0"));
+  a.auth->audit(row("patient.get", "p_0"));
+  CHECK(stored_audit(a.db).empty());
+  std::vector<store::CaseWrite> group{opening("c_1")};
+  CHECK(a.store.write_group(group) == std::vector<std::string>{""});
+  CHECK(stored_audit(a.db) == std::vector<std::string>{"case.get c_0", "patient.get p_0"});
+  // A group whose only write is left out (the case exists) still commits, and carries the rows.
+  a.auth->audit(row("case.open", "c_1"));
+  CHECK(a.store.write_group(group).at(0).find("already exists") != std::string::npos);
+  CHECK(stored_audit(a.db) == std::vector<std::string>{"case.get c_0", "patient.get p_0", "case.open c_1"});
+  a.auth->audit(row("case.get", "c_1"));
   // Destroyed: detached first, and its last row written by its own writer on the way out.
-  CHECK(stored_audit(db).back() == "case.get c_1");
+  a.auth.reset();
+  CHECK(stored_audit(a.db).back() == "case.get c_1");
   std::vector<store::CaseWrite> later{opening("c_2")};
-  CHECK(store.write_group(later) == std::vector<std::string>{""});
-  CHECK(stored_audit(db).size() == 4);
+  CHECK(a.store.write_group(later) == std::vector<std::string>{""});
+  CHECK(stored_audit(a.db).size() == 4);
 }
 
 TEST_CASE("a group commit that fails stores neither its case writes nor the audit rows it took; they are kept, in order") {
-  TempDir dir;
-  auto db = dir.path() / "a.db";
-  store::SqliteCaseStore store({db, "normal"});
-  VirtualClock clock(kStart);
-  SqliteAuthStore auth({db, "normal"}, clock, std::chrono::hours(1));
-  auth.carry_audit_with(store);
-  exec_raw(db, "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit WHEN NEW.method = 'refused.here' "
-               "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
-  auth.audit(row("case.get", "c_0"));
-  auth.audit(row("refused.here", "c_0"));
+  CarriedAudit a(std::chrono::hours(1));
+  exec_raw(a.db, "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit WHEN NEW.method = 'refused.here' "
+                 "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+  a.auth->audit(row("case.get", "c_0"));
+  a.auth->audit(row("refused.here", "c_0"));
   std::vector<store::CaseWrite> group{opening("c_1")};
-  CHECK_THROWS_AS(store.write_group(group), store::StoreError);
-  CHECK_FALSE(store.read_case("c_1"));
-  CHECK(stored_audit(db).empty());
-  exec_raw(db, "DROP TRIGGER refuse_audit");
-  auth.audit(row("case.get", "c_2"));
-  auth.flush_audit();
-  CHECK(stored_audit(db) == std::vector<std::string>{"case.get c_0", "refused.here c_0", "case.get c_2"});
-  CHECK(store.write_group(group) == std::vector<std::string>{""});  // nothing left over: the group is clean
-  CHECK(store.read_case("c_1"));
-  CHECK(stored_audit(db).size() == 3);
+  CHECK_THROWS_AS(a.store.write_group(group), store::StoreError);
+  CHECK_FALSE(a.store.read_case("c_1"));
+  CHECK(stored_audit(a.db).empty());
+  exec_raw(a.db, "DROP TRIGGER refuse_audit");
+  a.auth->audit(row("case.get", "c_2"));
+  a.auth->flush_audit();
+  CHECK(stored_audit(a.db) == std::vector<std::string>{"case.get c_0", "refused.here c_0", "case.get c_2"});
+  CHECK(a.store.write_group(group) == std::vector<std::string>{""});  // nothing left over: the group is clean
+  CHECK(a.store.read_case("c_1"));
+  CHECK(stored_audit(a.db).size() == 3);
 }
 
 TEST_CASE("with no group commit to take them, the background writer writes queued audit rows itself") {
-  TempDir dir;
-  auto db = dir.path() / "a.db";
-  store::SqliteCaseStore store({db, "normal"});
-  VirtualClock clock(kStart);
-  SqliteAuthStore auth({db, "normal"}, clock, std::chrono::milliseconds(5));
-  auth.carry_audit_with(store);
-  auth.audit(row("case.get", "c_0"));
-  auto rows = stored_audit(db);
+  CarriedAudit a(std::chrono::milliseconds(5));
+  a.auth->audit(row("case.get", "c_0"));
+  auto rows = stored_audit(a.db);
   for (int i = 0; i < 500 && rows.empty(); ++i) {  // an upper bound for a slow machine, not a timing check
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    rows = stored_audit(db);
+    rows = stored_audit(a.db);
   }
   CHECK(rows == std::vector<std::string>{"case.get c_0"});
 }
