@@ -302,7 +302,7 @@ void insert_audit_rows(store::SqliteConnection& c, const std::vector<AuditEntry>
 void SqliteAuthStore::write(store::SqliteConnection& writer) {
   {
     std::lock_guard lock(audit_mutex_);
-    if (audit_queue_.empty()) return;
+    if (audit_queue_.empty() || carrying_paused_) return;
     audit_in_flight_.swap(audit_queue_);
   }
   // audit_in_flight_ is this thread's until settled(): only its emptiness is read elsewhere.
@@ -314,8 +314,11 @@ void SqliteAuthStore::settled(bool committed) noexcept {
     std::lock_guard lock(audit_mutex_);
     if (audit_in_flight_.empty()) return;
     if (!committed) {
-      // Back in front of what was queued meanwhile, in order; the background writer retries.
-      if (audit_queue_.empty()) queued_since_ = std::chrono::steady_clock::now();
+      // Back in front of what was queued meanwhile, in order. The background writer retries
+      // after an interval; until it has succeeded, groups carry nothing (a failure that lasts
+      // costs one error per attempt of that writer, not one per group).
+      carrying_paused_ = true;
+      queued_since_ = std::chrono::steady_clock::now();
       audit_in_flight_.insert(audit_in_flight_.end(), std::make_move_iterator(audit_queue_.begin()),
                               std::make_move_iterator(audit_queue_.end()));
       audit_queue_.swap(audit_in_flight_);
@@ -354,10 +357,12 @@ void SqliteAuthStore::write_pending() {
     }
     insert_audit_rows(*writer_, audits);
     tx.commit();
+    std::lock_guard lock(audit_mutex_);
+    carrying_paused_ = false;
   } catch (...) {
     failure = std::current_exception();
     std::lock_guard lock(audit_mutex_);
-    if (audit_queue_.empty()) queued_since_ = std::chrono::steady_clock::now();
+    queued_since_ = std::chrono::steady_clock::now();  // the next attempt after an interval
     audits.insert(audits.end(), std::make_move_iterator(audit_queue_.begin()), std::make_move_iterator(audit_queue_.end()));
     audit_queue_.swap(audits);
   }

@@ -168,6 +168,7 @@ class SqliteAuthStore final : private store::GroupCompanion {
   std::vector<AuditEntry> audit_in_flight_;  // taken by a group commit that has not settled yet
   std::vector<PatientJob> patient_queue_;
   bool writer_idle_ = false;  // the background writer waits for a first row (audit() wakes it)
+  bool carrying_paused_ = false;  // group commits carry nothing until the background writer succeeds
   bool stopping_ = false;
   store::SqliteCaseStore* carrier_ = nullptr;
   std::thread audit_thread_;

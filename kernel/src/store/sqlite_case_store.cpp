@@ -279,19 +279,32 @@ std::vector<std::string> SqliteCaseStore::write_group(std::span<const CaseWrite>
       outcome[i] = e.what();
     }
   }
-  if (!companion_) {
-    tx.commit();
-    return outcome;
-  }
+  const bool carried = companion_ && carry_companion_rows(c);
   try {
-    companion_->write(c);
     tx.commit();
   } catch (...) {
-    companion_->settled(false);
+    if (carried) companion_->settled(false);
     throw;
   }
-  companion_->settled(true);
+  if (carried) companion_->settled(true);
   return outcome;
+}
+
+bool SqliteCaseStore::carry_companion_rows(Connection& c) {
+  // In a savepoint of its own: rows that cannot be written (the companion keeps them for later)
+  // never cost the group's case writes their commit.
+  c.run("SAVEPOINT companion");
+  try {
+    companion_->write(c);
+    c.run("RELEASE companion");
+    return true;
+  } catch (const std::exception& e) {
+    c.run("ROLLBACK TO companion");
+    c.run("RELEASE companion");
+    companion_->settled(false);
+    spdlog::error("rows carried by a group commit were left out of it: {}", e.what());
+    return false;
+  }
 }
 
 void SqliteCaseStore::set_group_companion(GroupCompanion* companion) {

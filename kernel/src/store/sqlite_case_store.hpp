@@ -27,9 +27,10 @@ class GroupCompanion {
  public:
   virtual ~GroupCompanion() = default;
   // On the committer, inside a group's transaction, after its case writes: writes the rows
-  // queued so far. Throwing fails the group (nothing of it is stored).
+  // queued so far. Throwing rolls back only what it wrote (a savepoint); the group commits.
   virtual void write(SqliteConnection& writer) = 0;
-  // After every write(): the transaction is durable (committed) or rolled back.
+  // After every write(): its rows are durable (true), or not written (false: it threw, or the
+  // group's transaction failed).
   virtual void settled(bool committed) noexcept = 0;
 };
 
@@ -83,6 +84,7 @@ class SqliteCaseStore final : public CaseStore {
 
  private:
   void checkpoint_after_commit();  // under write_mutex_; logs a failure instead of throwing
+  bool carry_companion_rows(Connection& c);  // under write_mutex_, in the group's transaction
 
   std::unique_ptr<Connection> writer_;
   std::unique_ptr<Connection> reader_;
