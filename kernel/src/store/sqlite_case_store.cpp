@@ -293,16 +293,17 @@ std::vector<std::string> SqliteCaseStore::write_group(std::span<const CaseWrite>
 bool SqliteCaseStore::carry_companion_rows(Connection& c) {
   // In a savepoint of its own: rows that cannot be written (the companion keeps them for later)
   // never cost the group's case writes their commit.
-  c.run("SAVEPOINT companion");
   try {
+    c.run("SAVEPOINT companion");
     companion_->write(c);
     c.run("RELEASE companion");
     return true;
   } catch (const std::exception& e) {
+    companion_->settled(false);  // first: whatever happens next, the companion has its rows back
+    spdlog::error("rows carried by a group commit were left out of it: {}", e.what());
+    // Taking back only the companion's rows; should even that fail, the group fails.
     c.run("ROLLBACK TO companion");
     c.run("RELEASE companion");
-    companion_->settled(false);
-    spdlog::error("rows carried by a group commit were left out of it: {}", e.what());
     return false;
   }
 }
