@@ -318,15 +318,19 @@ void SqliteAuthStore::settled(bool committed) noexcept {
       // after an interval; until it has succeeded, groups carry nothing (a failure that lasts
       // costs one error per attempt of that writer, not one per group).
       carrying_paused_ = true;
-      queued_since_ = std::chrono::steady_clock::now();
-      audit_in_flight_.insert(audit_in_flight_.end(), std::make_move_iterator(audit_queue_.begin()),
-                              std::make_move_iterator(audit_queue_.end()));
-      audit_queue_.swap(audit_in_flight_);
+      requeue_audit(audit_in_flight_);
     }
     audit_in_flight_.clear();
   }
   audit_settled_cv_.notify_all();
   if (!committed) audit_cv_.notify_one();  // an idle writer would not look at them otherwise
+}
+
+void SqliteAuthStore::requeue_audit(std::vector<AuditEntry>& rows) {
+  rows.insert(rows.end(), std::make_move_iterator(audit_queue_.begin()), std::make_move_iterator(audit_queue_.end()));
+  audit_queue_.swap(rows);
+  rows.clear();
+  queued_since_ = std::chrono::steady_clock::now();  // the next attempt after an interval
 }
 
 void SqliteAuthStore::write_pending() {
@@ -362,9 +366,7 @@ void SqliteAuthStore::write_pending() {
   } catch (...) {
     failure = std::current_exception();
     std::lock_guard lock(audit_mutex_);
-    queued_since_ = std::chrono::steady_clock::now();  // the next attempt after an interval
-    audits.insert(audits.end(), std::make_move_iterator(audit_queue_.begin()), std::make_move_iterator(audit_queue_.end()));
-    audit_queue_.swap(audits);
+    requeue_audit(audits);
   }
   if (failure) audit_cv_.notify_one();  // when flush_audit failed, the idle writer retries
   for (auto& job : patients) {

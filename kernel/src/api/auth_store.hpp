@@ -145,6 +145,8 @@ class SqliteAuthStore final : private store::GroupCompanion {
   };
   void write_pending();  // the queued patients and audit rows, in one transaction
   void audit_loop();
+  // Rows not written go back in front of the queue, in order (under audit_mutex_); `rows` is left empty.
+  void requeue_audit(std::vector<AuditEntry>& rows);
   // store::GroupCompanion: the queued audit rows go into the case store's group transaction.
   void write(store::SqliteConnection& writer) override;
   void settled(bool committed) noexcept override;

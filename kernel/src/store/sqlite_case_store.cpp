@@ -191,9 +191,9 @@ int SqliteCaseStore::latest_schema_version() { return kLatestSchema; }
 namespace {
 
 // One case's write inside an open transaction: the projection (checked against the expected
-// revision), its events, its timers (replaced, unless unchanged) and its queued messages. The revision check is
-// the first statement and the only source of RevisionConflict (write_group relies on that); it
-// also proves the case row exists before any row referring to it is written (the writer does
+// revision), its events, its timers (replaced, unless unchanged) and its queued messages. The
+// revision check is the first statement and the only source of RevisionConflict (write_group
+// relies on that); it also proves the case row exists before any row referring to it is written (the writer does
 // not check foreign keys: see the constructor).
 void apply_write(SqliteConnection& c, const CaseWrite& w) {
   const CaseRecord& p = w.projection;
