@@ -11,8 +11,10 @@
 
 using namespace clinicflow;
 
-TEST_CASE("the server loads every shipped workflow with the shipped configuration") {
-  testing::TempDir data("clinicflow-shipped");
+namespace {
+
+// The shipped configuration, with the data in `data`, the virtual clock and no log file.
+config::ServerConfig shipped_config(const testing::TempDir& data) {
   config::ServerConfig config = config::load_config_file(std::filesystem::path(CLINICFLOW_SOURCE_DIR) / "config/clinicflow.toml");
   config.data_dir = data.path();
   config.workflows_dir = std::filesystem::path(CLINICFLOW_SOURCE_DIR) / "workflows";
@@ -22,10 +24,21 @@ TEST_CASE("the server loads every shipped workflow with the shipped configuratio
   config.log_file = "";
   for (auto& plugin : config.plugins)
     if (plugin.name == "outbox_file") plugin.settings["path"] = (data.path() / "outbox.jsonl").string();
+  return config;
+}
+
+app::RuntimeOptions quiet_options() {
   app::RuntimeOptions options;
   options.create_admin_token = false;
   options.deliver_in_background = false;
-  app::Runtime runtime(config, options);
+  return options;
+}
+
+}  // namespace
+
+TEST_CASE("the server loads every shipped workflow with the shipped configuration") {
+  testing::TempDir data("clinicflow-shipped");
+  app::Runtime runtime(shipped_config(data), quiet_options());
 
   std::set<std::string> ids;
   for (const auto& wf : runtime.workflows().all()) ids.insert(wf->id);
@@ -35,4 +48,19 @@ TEST_CASE("the server loads every shipped workflow with the shipped configuratio
     CHECK(state.status == "active");
     CHECK_FALSE(state.active.empty());
   }
+}
+
+TEST_CASE("[storage] cases_in_memory bounds the committed cases the server keeps in memory") {
+  testing::TempDir data("clinicflow-held");
+  config::ServerConfig config = shipped_config(data);
+  CHECK(config.cases_in_memory == 65'536);  // the shipped file's value
+  config.cases_in_memory = 1;
+  app::Runtime runtime(config, quiet_options());
+  auto& engine = runtime.engine();
+  const std::string first = engine.open_case("p_1", "ketamine_iv", std::nullopt, engine::Actor::system()).case_id;
+  const std::string second = engine.open_case("p_2", "ketamine_iv", std::nullopt, engine::Actor::system()).case_id;
+  auto held = engine.get_case(first);  // read back: the second case took the only place
+  CHECK(engine.get_case(first) == held);  // now held: the same state object
+  REQUIRE(engine.get_case(second));     // takes the place again
+  CHECK(engine.get_case(first) != held);  // read back once more
 }

@@ -127,6 +127,7 @@ TEST_CASE("an empty file gives the built-in defaults and the five default roles"
   CHECK(config.log_level == "info");
   CHECK(config.log_file == defaults.log_file);
   CHECK(config.synchronous == "full");
+  CHECK(config.cases_in_memory == 65'536);
   CHECK(config.plugins.empty());
   check_default_roles(config.roles);
 }
@@ -498,6 +499,32 @@ TEST_CASE("plugin timeout and message delivery settings are read and checked", "
     CHECK(e.errors()[1].message == "'max_attempts' must be a whole number from 1 to 100");
     CHECK(e.errors()[2].line == 5);
     CHECK(e.errors()[2].message.find("unknown key 'retries' in [delivery]") != std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("cases_in_memory is read and checked", "[config]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("clinicflow-config-cases-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto file = dir / "storage.toml";
+  {
+    std::ofstream out(file);
+    out << "[storage]\ncases_in_memory = 500\n";
+  }
+  CHECK(load_config_file(file).cases_in_memory == 500);
+  for (const char* bad : {"0", "-3", "10000001", "\"many\""}) {
+    {
+      std::ofstream out(file);
+      out << "[storage]\nsynchronous = \"full\"\ncases_in_memory = " << bad << "\n";
+    }
+    try {
+      load_config_file(file);
+      FAIL("accepted cases_in_memory = " << bad);
+    } catch (const ConfigError& e) {
+      REQUIRE(e.errors().size() == 1);
+      CHECK(e.errors()[0].line == 3);
+      CHECK(e.errors()[0].message == "'cases_in_memory' must be a whole number from 1 to 10000000");
+    }
   }
   std::filesystem::remove_all(dir);
 }

@@ -713,6 +713,34 @@ TEST_CASE("committed cases in memory: the least recently used one makes room, a 
   CHECK(reads["b"] == 3);  // not kept: read again
 }
 
+TEST_CASE("the engine keeps as many committed cases in memory as it is given") {
+  // A held case comes back as the very state object the commit stored; one not held is read back
+  // from the store as a new object.
+  for (std::size_t held : {std::size_t{1}, std::size_t{2}}) {
+    TempDir dir;
+    store::SqliteCaseStore store{{dir.path() / "held.db", "full"}};
+    workflow::WorkflowSet workflows;
+    auto result = workflow::load_workflow_file(std::string(CLINICFLOW_TEST_DATA) + "/workflows/full.toml", context());
+    REQUIRE(result.workflow);
+    workflows.add(result.workflow);
+    VirtualClock clock{kStart};
+    FakePlugins plugins;
+    plugins.plugins["fake_billing"] = [](const PluginCall&) { return PluginDecision{PluginDecision::Status::ok, {}, ""}; };
+    Engine engine(store, workflows, clock, &plugins, held);
+    const std::string first = engine.open_case("p1", "test_flow", std::nullopt, kFrontdesk).case_id;
+    auto first_state = engine.get_case(first);
+    const std::string second = engine.open_case("p2", "test_flow", std::nullopt, kFrontdesk).case_id;
+    REQUIRE(engine.get_case(second));
+    auto again = engine.get_case(first);
+    REQUIRE(again);
+    CHECK(again->revision == first_state->revision);
+    if (held == 1)
+      CHECK(again != first_state);  // the second case took the only place: read back
+    else
+      CHECK(again == first_state);  // both fit
+  }
+}
+
 TEST_CASE("a case state survives its stored JSON text field by field") {
   CaseState s;
   s.case_id = "c_1";

@@ -1,8 +1,10 @@
 # Sourced by tools/bench/run.sh and tests/cli/bench_smoke_test.sh.
 # bench_data_dir DIR BUILD_DIR SOURCE_DIR writes DIR/clinicflow.toml and DIR/workflows (a copy of
 # tools/bench/ketamine_iv_tasks.toml) and makes DIR/var: the shipped settings
-# (config/clinicflow.toml: limits, roles, synchronous = "full"), loopback, port 0, the virtual
-# clock, no plugins (the bench workflow uses staff tasks only).
+# (config/clinicflow.toml: limits, roles, synchronous = "full", cases_in_memory), loopback, port 0,
+# the virtual clock, no plugins (the bench workflow uses staff tasks only). CASES_IN_MEMORY
+# (default: the shipped 65536) sets [storage] cases_in_memory, e.g. 4096 to measure cases read
+# back from the database.
 bench_data_dir() {
   local dir=$1 build=$2 source_dir=$3
   mkdir -p "$dir/workflows" "$dir/var"
@@ -19,6 +21,7 @@ plugins_dir = "$build/plugins"
 level = "info"
 [storage]
 synchronous = "full"
+cases_in_memory = ${CASES_IN_MEMORY:-65536}
 [api]
 max_message_bytes = 4194304
 max_connections = 256

@@ -5,7 +5,8 @@
 #
 #   tools/bench/run.sh BUILD_DIR [SECONDS_PER_CONFIGURATION (default 5, at most 10)]
 #
-# Environment: REPS (default 2) repeats every configuration; CONNECTIONS (default "1 16 64").
+# Environment: REPS (default 2) repeats every configuration; CONNECTIONS (default "1 16 64");
+# CASES_IN_MEMORY (default: the shipped 65536) is the server's [storage] cases_in_memory.
 # Builds nothing: build clinicflowd, clinicflow_echo and clinicflow_bench first. Everything it
 # starts is stopped on exit; its temporary data directory is removed.
 set -euo pipefail

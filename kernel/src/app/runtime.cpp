@@ -82,7 +82,7 @@ struct Runtime::Parts {
         lock(config.database_path()),
         store({config.database_path(), config.synchronous}),
         clock(make_clock(config, store)),
-        engine(store, workflows, *clock, &host),
+        engine(store, workflows, *clock, &host, static_cast<std::size_t>(config.cases_in_memory)),
         auth({config.database_path(), config.synchronous}, *clock),
         api(make_api()),
         scheduler(engine, store, *clock),

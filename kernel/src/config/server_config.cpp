@@ -33,7 +33,7 @@ constexpr std::array kServerKeys{"listen"sv, "clock"sv, "strict"sv, "plugin_time
 constexpr std::array kDeliveryKeys{"max_attempts"sv, "first_retry"sv, "max_retry"sv};
 constexpr std::array kPathsKeys{"data_dir"sv, "database"sv, "workflows_dir"sv, "plugins_dir"sv};
 constexpr std::array kLogKeys{"level"sv, "file"sv};
-constexpr std::array kStorageKeys{"synchronous"sv};
+constexpr std::array kStorageKeys{"synchronous"sv, "cases_in_memory"sv};
 constexpr std::array kRoleKeys{"description"sv, "methods"sv};
 constexpr std::array kApiKeys{"max_message_bytes"sv, "max_connections"sv, "requests_per_second"sv, "idle_timeout"sv,
                               "auth_timeout"sv, "max_queued_bytes"sv, "tls_cert"sv, "tls_key"sv};
@@ -460,6 +460,8 @@ class Loader {
           else
             error(entry.node->source(), "synchronous must be \"full\" or \"normal\", not " + quote_value(*text));
         }
+      } else if (entry.key->str() == "cases_in_memory") {
+        read_positive(entry, 10'000'000, config_.cases_in_memory);
       } else {
         report_unknown_key(entry, "storage", kStorageKeys);
       }

@@ -67,6 +67,7 @@ struct ServerConfig {
 
   // [storage]
   std::string synchronous = "full";  // "full" | "normal"
+  std::int64_t cases_in_memory = 65'536;  // committed cases kept parsed in memory (engine::Engine)
 
   // [roles.<name>]; default: frontdesk, nurse, prescriber, billing, admin
   std::vector<RoleConfig> roles;

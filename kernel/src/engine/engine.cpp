@@ -60,8 +60,14 @@ struct Engine::Answers {
   std::exception_ptr failure;
 };
 
-Engine::Engine(store::CaseStore& store, const workflow::WorkflowSet& workflows, Clock& clock, StepPlugins* plugins)
-    : store_(store), workflows_(workflows), clock_(clock), plugins_(plugins), random_(std::random_device{}()) {
+Engine::Engine(store::CaseStore& store, const workflow::WorkflowSet& workflows, Clock& clock, StepPlugins* plugins,
+               std::size_t cases_in_memory)
+    : store_(store),
+      workflows_(workflows),
+      clock_(clock),
+      plugins_(plugins),
+      committed_(cases_in_memory),
+      random_(std::random_device{}()) {
   committer_ = std::thread([this] { commit_loop(); });
 }
 

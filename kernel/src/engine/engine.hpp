@@ -68,8 +68,13 @@ using Completion = std::function<void(const CaseState* state, std::exception_ptr
 
 class Engine {
  public:
+  // How many committed cases get_case() and load() keep parsed in memory, least recently used
+  // out first ([storage] cases_in_memory). A case not held is read back from SQLite and parsed.
+  static constexpr std::size_t kDefaultCasesInMemory = 65'536;
+
   // `plugins` may be null when no workflow names a plugin.
-  Engine(store::CaseStore& store, const workflow::WorkflowSet& workflows, Clock& clock, StepPlugins* plugins = nullptr);
+  Engine(store::CaseStore& store, const workflow::WorkflowSet& workflows, Clock& clock, StepPlugins* plugins = nullptr,
+         std::size_t cases_in_memory = kDefaultCasesInMemory);
   ~Engine();  // commits what was decided, then stops the committer
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -146,9 +151,7 @@ class Engine {
   const workflow::WorkflowSet& workflows_;
   Clock& clock_;
   StepPlugins* plugins_;
-  // How many committed cases get_case() and load() keep parsed in memory (a few KB each).
-  static constexpr std::size_t kCommittedCasesHeld = 4096;
-  mutable CommittedCases committed_{kCommittedCasesHeld};
+  mutable CommittedCases committed_;
   std::mutex write_mutex_;  // decisions: one at a time
   // Cases decided on but not yet durable. Its own lock, held only to look up or change an entry,
   // so the committer never waits for a decision.
