@@ -73,11 +73,12 @@ struct Fixture {
   workflow::WorkflowSet workflows;
   VirtualClock clock{kStart};
   FakePlugins plugins;
-  Engine engine{store, workflows, clock, &plugins};
+  std::size_t cases_in_memory;
+  Engine engine{store, workflows, clock, &plugins, cases_in_memory};
   std::vector<std::string> committed;  // "case_id:type" in commit order, from the listener
   std::vector<std::string> timer_mismatches;  // commits after which the stored timers were not the state's
 
-  Fixture() {
+  explicit Fixture(std::size_t held = Engine::kDefaultCasesInMemory) : cases_in_memory(held) {
     auto result = workflow::load_workflow_file(std::string(CLINICFLOW_TEST_DATA) + "/workflows/full.toml", context());
     REQUIRE(result.workflow);
     workflows.add(result.workflow);
@@ -717,21 +718,12 @@ TEST_CASE("the engine keeps as many committed cases in memory as it is given") {
   // A held case comes back as the very state object the commit stored; one not held is read back
   // from the store as a new object.
   for (std::size_t held : {std::size_t{1}, std::size_t{2}}) {
-    TempDir dir;
-    store::SqliteCaseStore store{{dir.path() / "held.db", "full"}};
-    workflow::WorkflowSet workflows;
-    auto result = workflow::load_workflow_file(std::string(CLINICFLOW_TEST_DATA) + "/workflows/full.toml", context());
-    REQUIRE(result.workflow);
-    workflows.add(result.workflow);
-    VirtualClock clock{kStart};
-    FakePlugins plugins;
-    plugins.plugins["fake_billing"] = [](const PluginCall&) { return PluginDecision{PluginDecision::Status::ok, {}, ""}; };
-    Engine engine(store, workflows, clock, &plugins, held);
-    const std::string first = engine.open_case("p1", "test_flow", std::nullopt, kFrontdesk).case_id;
-    auto first_state = engine.get_case(first);
-    const std::string second = engine.open_case("p2", "test_flow", std::nullopt, kFrontdesk).case_id;
-    REQUIRE(engine.get_case(second));
-    auto again = engine.get_case(first);
+    Fixture f(held);
+    const std::string first = f.open().case_id;
+    auto first_state = f.engine.get_case(first);
+    const std::string second = f.open().case_id;
+    REQUIRE(f.engine.get_case(second));
+    auto again = f.engine.get_case(first);
     REQUIRE(again);
     CHECK(again->revision == first_state->revision);
     if (held == 1)

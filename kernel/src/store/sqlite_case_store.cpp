@@ -193,8 +193,8 @@ namespace {
 // One case's write inside an open transaction: the projection (checked against the expected
 // revision), its events, its timers (replaced, unless unchanged) and its queued messages. The
 // revision check is the first statement and the only source of RevisionConflict (write_group
-// relies on that); it also proves the case row exists before any row referring to it is written (the writer does
-// not check foreign keys: see the constructor).
+// relies on that); it also proves the case row exists before any row referring to it is written
+// (the writer does not check foreign keys: see the constructor).
 void apply_write(SqliteConnection& c, const CaseWrite& w) {
   const CaseRecord& p = w.projection;
   std::string serialized_here;  // only for a write built without state_json; else no copy
