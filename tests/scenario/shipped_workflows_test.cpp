@@ -7,7 +7,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <set>
+#include <thread>
+#include <chrono>
 
 using namespace clinicflow;
 
@@ -25,6 +29,17 @@ config::ServerConfig shipped_config(const testing::TempDir& data) {
   for (auto& plugin : config.plugins)
     if (plugin.name == "outbox_file") plugin.settings["path"] = (data.path() / "outbox.jsonl").string();
   return config;
+}
+
+// The names of this process's threads, as /proc shows them (Linux).
+std::multiset<std::string> thread_names() {
+  std::multiset<std::string> names;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    if (std::getline(comm, name)) names.insert(name);
+  }
+  return names;
 }
 
 app::RuntimeOptions quiet_options() {
@@ -63,4 +78,30 @@ TEST_CASE("[storage] cases_in_memory bounds the committed cases the server keeps
   CHECK(engine.get_case(first) == held);  // now held: the same state object
   REQUIRE(engine.get_case(second));     // takes the place again
   CHECK(engine.get_case(first) != held);  // read back once more
+}
+
+TEST_CASE("the server's threads carry names that say what each one does") {
+  testing::TempDir data("clinicflow-threads");
+  app::RuntimeOptions options = quiet_options();
+  options.deliver_in_background = true;
+  config::ServerConfig config = shipped_config(data);
+  config.clock = "real";  // on virtual time no thread keeps time
+  app::Runtime runtime(config, options);
+  runtime.start();
+  // A thread names itself as it starts: give each one the time to get there (not a timing check).
+  const std::set<std::string> expected{"cf-commit", "cf-checkpoint", "cf-audit", "cf-timers", "cf-outbox", "cf-plugin"};
+  std::multiset<std::string> names;
+  for (int tries = 0; tries < 5'000; ++tries) {
+    names = thread_names();
+    bool all = true;
+    for (const auto& name : expected) all = all && names.count(name) > 0;
+    if (all) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (const auto& name : expected) {
+    INFO("thread " << name);
+    CHECK(names.count(name) > 0);
+  }
+  CHECK(names.count("cf-commit") == 1);  // one committer per engine
+  runtime.stop();
 }

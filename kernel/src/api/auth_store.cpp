@@ -1,6 +1,7 @@
 #include "api/auth_store.hpp"
 
 #include "util/record_id.hpp"
+#include "util/thread_name.hpp"
 
 #include <chrono>
 #include <future>
@@ -389,6 +390,7 @@ void SqliteAuthStore::flush_audit() {
 }
 
 void SqliteAuthStore::audit_loop() {
+  util::name_this_thread("cf-audit");
   std::unique_lock lock(audit_mutex_);
   for (;;) {
     writer_idle_ = true;

@@ -2,6 +2,7 @@
 
 #include "engine/message_render.hpp"
 #include "util/record_id.hpp"
+#include "util/thread_name.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -174,6 +175,7 @@ CaseState Engine::wait(const std::function<void(Completion)>& start) {
 }
 
 void Engine::commit_loop() {
+  util::name_this_thread("cf-commit");
   std::vector<Pending> group;
   for (;;) {
     {

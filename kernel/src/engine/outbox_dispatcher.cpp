@@ -1,5 +1,7 @@
 #include "engine/outbox_dispatcher.hpp"
 
+#include "util/thread_name.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -71,6 +73,7 @@ void OutboxDispatcher::wake() {
 }
 
 void OutboxDispatcher::run() {
+  util::name_this_thread("cf-outbox");
   constexpr Duration kMaxSleep = 1'000;  // virtual time can jump: look at least this often
   for (;;) {
     try {

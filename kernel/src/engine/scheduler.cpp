@@ -1,5 +1,7 @@
 #include "engine/scheduler.hpp"
 
+#include "util/thread_name.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -33,6 +35,7 @@ void Scheduler::wake() {
 }
 
 void Scheduler::run() {
+  util::name_this_thread("cf-timers");
   // Longest sleep without looking again: bounds the effect of a missed wake-up or a clock jump.
   constexpr Duration kMaxSleep = 60'000;
   constexpr Duration kRetryUnfireable = 5'000;

@@ -1,5 +1,7 @@
 #include "plugins/plugin_host.hpp"
 
+#include "util/thread_name.hpp"
+
 #include <clinicflow/plugin.h>
 
 #include <boost/dll/shared_library.hpp>
@@ -93,6 +95,7 @@ struct PluginHost::Loaded {
 
   void start() {
     thread = std::thread([w = worker] {
+      util::name_this_thread("cf-plugin");
       for (;;) {
         std::function<void()> job;
         {

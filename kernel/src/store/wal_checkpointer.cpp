@@ -1,6 +1,7 @@
 #include "store/wal_checkpointer.hpp"
 
 #include "store/case_store.hpp"
+#include "util/thread_name.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -41,6 +42,7 @@ void WalCheckpointer::wait() {
 }
 
 void WalCheckpointer::loop() {
+  util::name_this_thread("cf-checkpoint");
   std::unique_lock lock(mutex_);
   for (;;) {
     wake_.wait(lock, [this] { return stopping_ || state_ == State::requested; });
