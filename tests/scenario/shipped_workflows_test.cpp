@@ -7,11 +7,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
-#include <chrono>
 
 using namespace clinicflow;
 

@@ -1,12 +1,12 @@
 // The server config file: defaults, every value it reads, every mistake it names (with line and
 // column), plugin settings as JSON, and command-line overrides.
 #include "config/server_config.hpp"
+#include "support/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <fstream>
-#include <unistd.h>
 
 #include <boost/json/serialize.hpp>
 
@@ -472,9 +472,8 @@ TEST_CASE("listen addresses: what is accepted and what is not", "[config]") {
 }
 
 TEST_CASE("plugin timeout and message delivery settings are read and checked", "[config]") {
-  const auto dir = std::filesystem::temp_directory_path() / ("clinicflow-config-delivery-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const auto file = dir / "delivery.toml";
+  clinicflow::testing::TempDir dir("clinicflow-config-delivery");
+  const auto file = dir.path() / "delivery.toml";
   {
     std::ofstream out(file);
     out << "[server]\nplugin_timeout = \"2s\"\n[delivery]\nmax_attempts = 3\nfirst_retry = \"1m\"\nmax_retry = \"2h\"\n";
@@ -500,13 +499,11 @@ TEST_CASE("plugin timeout and message delivery settings are read and checked", "
     CHECK(e.errors()[2].line == 5);
     CHECK(e.errors()[2].message.find("unknown key 'retries' in [delivery]") != std::string::npos);
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("cases_in_memory is read and checked", "[config]") {
-  const auto dir = std::filesystem::temp_directory_path() / ("clinicflow-config-cases-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const auto file = dir / "storage.toml";
+  clinicflow::testing::TempDir dir("clinicflow-config-cases");
+  const auto file = dir.path() / "storage.toml";
   {
     std::ofstream out(file);
     out << "[storage]\ncases_in_memory = 500\n";
@@ -526,13 +523,11 @@ TEST_CASE("cases_in_memory is read and checked", "[config]") {
       CHECK(e.errors()[0].message == "'cases_in_memory' must be a whole number from 1 to 10000000");
     }
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("API limits and role methods are read and checked", "[config]") {
-  const auto dir = std::filesystem::temp_directory_path() / ("clinicflow-config-api-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const auto file = dir / "api.toml";
+  clinicflow::testing::TempDir dir("clinicflow-config-api");
+  const auto file = dir.path() / "api.toml";
   {
     std::ofstream out(file);
     out << "[api]\nmax_message_bytes = 1024\nmax_connections = 8\nrequests_per_second = 50\nidle_timeout = \"2m\"\n"
@@ -566,5 +561,4 @@ TEST_CASE("API limits and role methods are read and checked", "[config]") {
     CHECK(e.errors()[2].message.find("'methods' must be a list of API method names") != std::string::npos);
     CHECK(e.errors()[2].line == 5);
   }
-  std::filesystem::remove_all(dir);
 }
